@@ -1,0 +1,1 @@
+"""The HTTP service, its settings, micro-batching engine, image codec and CLI."""

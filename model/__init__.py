@@ -1,0 +1,1 @@
+"""SRGAN network, weights, tiled inference, training and evaluation (no HTTP here)."""
