@@ -1,0 +1,84 @@
+"""Sub-commands of `srgan`: each registers its arguments and a handler that returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def _register_train(commands: Subparsers) -> None:
+    from model.train import TrainConfig
+
+    p = commands.add_parser("train", help="train the generator (resumes from OUT/last.pt)")
+    p.add_argument("--data", action="append", required=True, help="folder of HR images (repeatable)")
+    p.add_argument("--stage", choices=("srresnet", "srgan"), required=True)
+    p.add_argument("--out", required=True, help="output folder for checkpoints and generator.safetensors")
+    defaults = TrainConfig(data=["."])
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("data", "stage"):
+            continue
+        value = getattr(defaults, f.name)
+        kind = type(value) if value is not None else str
+        if kind is bool:
+            p.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction,
+                           default=value)
+        else:
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=value,
+                           help=f"(default {value})")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from model.train import Trainer, TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    Trainer(TrainConfig(**values), args.out).run()
+    return 0
+
+
+def _register_eval(commands: Subparsers) -> None:
+    p = commands.add_parser("eval", help="PSNR/SSIM with the literature's protocol")
+    p.add_argument("--data", action="append", required=True, help="folder of HR images (repeatable)")
+    p.add_argument("--method", action="append", help="nearest, bilinear, bicubic, srresnet, srgan, or a "
+                   "weights path (repeatable; default: all five)")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from model.evaluate import INTERPOLATIONS, evaluate_generator, evaluate_method
+    from model.weights import load_generator
+
+    from app.weights_paths import shipped_weights
+
+    methods = args.method or [*INTERPOLATIONS, "srresnet", "srgan"]
+    rows = []
+    for folder in args.data:
+        for method in methods:
+            if method in INTERPOLATIONS:
+                result = evaluate_method(INTERPOLATIONS[method], folder, args.scale, method)
+            else:
+                path = shipped_weights(method) if method in ("srresnet", "srgan") else Path(method)
+                model, _ = load_generator(path)
+                result = evaluate_generator(model.eval(), folder, args.scale, method)
+            rows.append(result)
+            if not args.json:
+                print(f"{result.dataset:10s} {result.method:12s} x{result.scale} n={result.n_images:3d} "
+                      f"PSNR {result.psnr:6.2f} dB  SSIM {result.ssim:.4f}  grad {result.gradient_ratio:.3f}")
+    if args.json:
+        keys = ("dataset", "method", "scale", "n_images", "psnr", "ssim")
+        print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
+    return 0
+
+
+REGISTER: list[Callable[[Subparsers], None]] = [_register_train, _register_eval]

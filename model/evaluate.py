@@ -1,0 +1,94 @@
+"""Quality evaluation with the literature's protocol (see SPEC.md): bicubic-downsampled LR, Y-channel
+PSNR/SSIM with a `scale`-pixel border crop, mean over the images of a folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model.data import list_images
+from model.generator import Generator
+from model.imresize import imresize
+from model.metrics import gradient_ratio, psnr_y, ssim_y
+
+# Maps an LR image (H x W x 3 uint8) to its x`scale` estimate, same dtype.
+Method = Callable[[np.ndarray, int], np.ndarray]
+
+
+def _pil_resize(resample: Image.Resampling) -> Method:
+    def upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+        img = Image.fromarray(lr)
+        return np.asarray(img.resize((img.width * scale, img.height * scale), resample))
+    return upscale
+
+
+INTERPOLATIONS: dict[str, Method] = {
+    "nearest": _pil_resize(Image.Resampling.NEAREST),
+    "bilinear": _pil_resize(Image.Resampling.BILINEAR),
+    "bicubic": lambda lr, scale: imresize(lr, scale),  # MATLAB bicubic, the literature's baseline
+}
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    dataset: str
+    method: str
+    scale: int
+    n_images: int
+    psnr: float
+    ssim: float
+    gradient_ratio: float
+
+
+def load_eval_image(path: Path, scale: int) -> np.ndarray:
+    """HR as RGB uint8 (or H x W for a grayscale file: the literature measures those on raw gray values)."""
+    with Image.open(path) as img:
+        data = np.asarray(img.convert("L" if img.mode in ("L", "I;16", "1") else "RGB"))
+    height, width = data.shape[:2]
+    return data[: height - height % scale, : width - width % scale]
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """RGB -> gray the way Pillow's convert('L') does (ITU-R 601-2 luma), rounded to uint8."""
+    return np.asarray(Image.fromarray(rgb).convert("L"))
+
+
+def evaluate_method(method: Method, folder: str | Path, scale: int, name: str) -> EvalResult:
+    """Mean PSNR/SSIM/gradient ratio of `method` over the images of `folder`."""
+    psnrs, ssims, ratios = [], [], []
+    for path in list_images(folder):
+        hr = load_eval_image(path, scale)
+        gray = hr.ndim == 2
+        hr_rgb = np.repeat(hr[..., None], 3, axis=2) if gray else hr
+        sr = method(imresize(hr_rgb, 1 / scale), scale)
+        if gray:
+            sr = to_gray(sr)
+        psnrs.append(psnr_y(sr, hr, scale))
+        ssims.append(ssim_y(sr, hr, scale))
+        ratios.append(gradient_ratio(sr, hr, scale))
+    return EvalResult(dataset=Path(folder).name, method=name, scale=scale, n_images=len(psnrs),
+                      psnr=float(np.mean(psnrs)), ssim=float(np.mean(ssims)),
+                      gradient_ratio=float(np.mean(ratios)))
+
+
+def generator_method(model: Generator) -> Method:
+    """Whole-image inference with a generator on its current device, in float32 (eval images are small)."""
+    device = next(model.parameters()).device
+
+    @torch.inference_mode()
+    def upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+        x = torch.from_numpy(lr).to(device).permute(2, 0, 1)[None].float().div_(255)
+        y = model(x).clamp_(0, 1).mul_(255).round_()
+        return y[0].permute(1, 2, 0).to("cpu", torch.uint8).numpy()
+
+    return upscale
+
+
+def evaluate_generator(model: Generator, folder: str | Path, scale: int, name: str = "generator") -> EvalResult:
+    """Evaluate a generator as it is (the caller puts it in eval mode)."""
+    return evaluate_method(generator_method(model), folder, scale, name)

@@ -1,0 +1,93 @@
+"""A generator resident on a device, turning batches of integer windows into upscaled windows.
+
+Shared by the CLI, the evaluation and the service's engine. Host arrays stay integer (uint8 or uint16);
+only the batch being processed is converted to floating point, on the device.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.generator import Generator, count_parameters
+from model.weights import WeightsInfo, load_generator
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a silent fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """`auto` is float16 on CUDA (tensor cores, and SR outputs are quantised to 8 bits anyway), float32 on CPU."""
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be auto, {', '.join(DTYPES)}, got {name!r}")
+    if device.type == "cpu" and name == "float16":
+        raise ValueError("float16 is not supported on the CPU; use float32 or bfloat16")
+    return DTYPES[name]
+
+
+@dataclass
+class Upscaler:
+    """A generator with BN folded, in eval mode, on `device` in `dtype`, channels_last on CUDA."""
+
+    name: str
+    model: Generator
+    info: WeightsInfo | None
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def from_module(cls, name: str, model: Generator, device: torch.device, dtype: torch.dtype,
+                    info: WeightsInfo | None = None) -> Upscaler:
+        model = model.eval().fold_batchnorm().to(device=device, dtype=dtype)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return cls(name=name, model=model, info=info, device=device, dtype=dtype)
+
+    @classmethod
+    def from_file(cls, name: str, path: str | Path, device: torch.device, dtype: torch.dtype) -> Upscaler:
+        model, info = load_generator(path)
+        upscaler = cls.from_module(name, model, device, dtype, info)
+        logger.info("loaded %s from %s: %d parameters, x%d, %s %s", name, path, upscaler.parameters,
+                    upscaler.scale, device, str(dtype).removeprefix("torch."))
+        return upscaler
+
+    @property
+    def scale(self) -> int:
+        return self.model.upscale
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
+
+    @torch.inference_mode()
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8/uint16 -> (N, H*scale, W*scale, 3) of the same dtype."""
+        peak = 65535.0 if windows.dtype == np.uint16 else 255.0
+        # torch has no uint16 arithmetic on every backend; int32 holds it exactly.
+        host = torch.from_numpy(windows.astype(np.int32) if windows.dtype == np.uint16 else windows)
+        if self.device.type == "cuda":
+            host = host.pin_memory()
+        x = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).to(self.dtype).div_(peak)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.model(x).float().clamp_(0, 1).mul_(peak).round_()
+        out = y.permute(0, 2, 3, 1).to("cpu")
+        return out.numpy().astype(windows.dtype)

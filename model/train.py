@@ -1,0 +1,255 @@
+"""Training: stage `srresnet` (pixel loss) then stage `srgan` (content + 1e-3 adversarial), resumable.
+
+A checkpoint (`last.pt` in the output folder) carries the config it was trained with, the
+generator and discriminator, their optimisers and the iteration; `generator.safetensors` beside it
+is the exported generator, rewritten at every checkpoint. Checkpoints are loaded with
+`weights_only=True`, so even a tampered checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model.data import PatchSampler, prefetch
+from model.discriminator import Discriminator
+from model.evaluate import evaluate_generator
+from model.generator import Generator
+from model.losses import VGG19Features, feature_matching_loss, vgg_content_loss
+from model.weights import load_generator, save_generator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in every checkpoint."""
+
+    stage: str = "srresnet"  # "srresnet": pixel loss only; "srgan": adversarial fine-tuning
+    data: list[str] = field(default_factory=list)  # folders of HR training images
+    val_data: str | None = None  # a folder (e.g. Set5) for periodic validation PSNR; None skips it
+    init: str | None = None  # generator weights to start from: the srresnet result, for stage srgan
+    num_feat: int = 64  # paper
+    num_block: int = 16  # paper
+    scale: int = 4
+    iterations: int = 100_000  # total, including those already done when resuming
+    batch_size: int = 16  # paper
+    patch_size: int = 96  # paper's HR crop; the discriminator is built for this side
+    lr: float = 2e-4  # Adam; 2x the paper's 1e-4, stable with the cosine decay below and faster early
+    min_lr_ratio: float = 0.01  # cosine decay floor as a fraction of lr: late iterations refine, not jump
+    pixel_loss: str = "l1"  # "l1" or "mse": L1 converges to a higher PSNR for SR (Lim et al. 2017)
+    content_loss: str = "dfeat"  # srgan stage: "dfeat" (no download) or "vgg19" (needs vgg_weights)
+    vgg_weights: str | None = None  # local VGG19 weights for content_loss="vgg19"
+    pixel_weight: float = 1e-2  # srgan stage: a small pixel term keeps colours and PSNR honest (ESRGAN)
+    content_weight: float = 1.0
+    adversarial_weight: float = 1e-3  # paper
+    seed: int = 0
+    log_every: int = 50
+    val_every: int = 500
+    checkpoint_every: int = 250  # CPU runs are slow: losing more than a few minutes hurts
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("srresnet", "srgan"):
+            raise ValueError(f"stage must be srresnet or srgan, got {self.stage!r}")
+        if self.pixel_loss not in ("l1", "mse"):
+            raise ValueError(f"pixel_loss must be l1 or mse, got {self.pixel_loss!r}")
+        if self.content_loss not in ("dfeat", "vgg19"):
+            raise ValueError(f"content_loss must be dfeat or vgg19, got {self.content_loss!r}")
+        if self.stage == "srgan" and self.content_loss == "vgg19" and not self.vgg_weights:
+            raise ValueError("content_loss vgg19 needs vgg_weights: a local VGG19 weights file")
+        if not self.data:
+            raise ValueError("data: at least one folder of training images is needed")
+
+    @property
+    def arch(self) -> dict[str, int]:
+        return {"num_in_ch": 3, "num_out_ch": 3, "num_feat": self.num_feat, "num_block": self.num_block,
+                "upscale": self.scale}
+
+
+def _to_tensor(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+class Trainer:
+    """One training run in one output folder; `run()` resumes from `last.pt` when it exists."""
+
+    def __init__(self, config: TrainConfig, out: str | Path) -> None:
+        self.out = Path(out)
+        self.checkpoint_path = self.out / "last.pt"
+        self.state: dict[str, Any] | None = None
+        if self.checkpoint_path.exists():
+            self.state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+            saved = TrainConfig(**self.state["config"])
+            # The stored config wins, except the length of the run, which a resume may extend.
+            config = dataclasses.replace(saved, iterations=config.iterations)
+        self.config = config
+        self.device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
+                                   else "cpu" if config.device == "auto" else config.device)
+        torch.manual_seed(config.seed)
+        self.generator = Generator(**config.arch).to(self.device, memory_format=torch.channels_last)
+        self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=(0.9, 0.999))
+        self.discriminator: Discriminator | None = None
+        self.d_opt: torch.optim.Optimizer | None = None
+        self.vgg: VGG19Features | None = None
+        if config.stage == "srgan":
+            self.discriminator = Discriminator(input_size=config.patch_size).to(
+                self.device, memory_format=torch.channels_last)
+            self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=(0.9, 0.999))
+            if config.content_loss == "vgg19":
+                assert config.vgg_weights is not None
+                self.vgg = VGG19Features(config.vgg_weights).to(self.device)
+        self.iteration = 0
+        self.elapsed_s = 0.0
+        self.best_val_psnr: float | None = None
+        if self.state is not None:
+            self._restore(self.state)
+        elif config.init:
+            init_model, _ = load_generator(config.init)
+            self.generator.load_state_dict(init_model.state_dict())
+            logger.info("generator initialised from %s", config.init)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.g_opt.load_state_dict(state["g_opt"])
+        if self.discriminator is not None and self.d_opt is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.d_opt.load_state_dict(state["d_opt"])
+        self.iteration = int(state["iteration"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self.best_val_psnr = state.get("best_val_psnr")
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("resumed %s at iteration %d (%.1f h trained)", self.checkpoint_path, self.iteration,
+                    self.elapsed_s / 3600)
+
+    def _lr_at(self, iteration: int) -> float:
+        c = self.config
+        progress = min(iteration / max(c.iterations, 1), 1.0)
+        return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def _pixel_loss(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(sr, hr) if self.config.pixel_loss == "l1" else F.mse_loss(sr, hr)
+
+    def _step(self, lr_img: torch.Tensor, hr_img: torch.Tensor) -> dict[str, float]:
+        c = self.config
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=c.amp and self.device.type == "cuda")
+        if self.discriminator is None:
+            with autocast:
+                loss = self._pixel_loss(self.generator(lr_img).float(), hr_img)
+            self.g_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.g_opt.step()
+            return {"pixel": loss.item()}
+        assert self.d_opt is not None
+        ones = torch.ones(lr_img.shape[0], 1, device=self.device)
+        zeros = torch.zeros_like(ones)
+        # Generator: content + adversarial, with the discriminator frozen.
+        self.discriminator.requires_grad_(False)
+        with autocast:
+            sr = self.generator(lr_img).float()
+            pixel = self._pixel_loss(sr, hr_img)
+            if self.vgg is not None:
+                content = vgg_content_loss(self.vgg, sr, hr_img)
+            else:
+                content = feature_matching_loss(self.discriminator, sr, hr_img)
+            adversarial = F.binary_cross_entropy_with_logits(self.discriminator(sr).float(), ones)
+            g_loss = c.pixel_weight * pixel + c.content_weight * content + c.adversarial_weight * adversarial
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_opt.step()
+        # Discriminator: real patches against the (detached) generated ones.
+        self.discriminator.requires_grad_(True)
+        with autocast:
+            d_loss = F.binary_cross_entropy_with_logits(self.discriminator(hr_img).float(), ones) + \
+                F.binary_cross_entropy_with_logits(self.discriminator(sr.detach()).float(), zeros)
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        return {"pixel": pixel.item(), "content": content.item(), "adv": adversarial.item(),
+                "d": d_loss.item()}
+
+    def run(self) -> None:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.iteration >= c.iterations:
+            logger.info("already at iteration %d of %d: nothing to do", self.iteration, c.iterations)
+            return
+        sampler = PatchSampler(c.data, scale=c.scale, patch_size=c.patch_size)
+        # A different seed per resume, so a resumed run does not replay the batches it already saw.
+        batches = prefetch(sampler, c.batch_size, seed=c.seed * 1_000_003 + self.iteration)
+        self.generator.train()
+        window_start, window_iters = time.perf_counter(), 0
+        run_start = time.perf_counter() - self.elapsed_s
+        while self.iteration < c.iterations:
+            lr_np, hr_np = next(batches)
+            lr_now = self._lr_at(self.iteration)
+            for opt in (self.g_opt, self.d_opt):
+                if opt is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = lr_now
+            losses = self._step(_to_tensor(lr_np, self.device), _to_tensor(hr_np, self.device))
+            self.iteration += 1
+            window_iters += 1
+            self.elapsed_s = time.perf_counter() - run_start
+            if self.iteration % c.log_every == 0:
+                rate = window_iters / (time.perf_counter() - window_start)
+                logger.info("%s it %d/%d %s lr %.2e %.2f it/s", c.stage, self.iteration, c.iterations,
+                            " ".join(f"{k} {v:.4f}" for k, v in losses.items()), lr_now, rate)
+                window_start, window_iters = time.perf_counter(), 0
+            if c.val_data and (self.iteration % c.val_every == 0 or self.iteration == c.iterations):
+                self._validate()
+            if self.iteration % c.checkpoint_every == 0 or self.iteration == c.iterations:
+                self._checkpoint()
+
+    def _validate(self) -> None:
+        assert self.config.val_data is not None
+        self.generator.eval()
+        result = evaluate_generator(self.generator, self.config.val_data, self.config.scale)
+        self.generator.train()
+        self.best_val_psnr = max(result.psnr, self.best_val_psnr or -math.inf)
+        logger.info("validation %s it %d: PSNR %.3f dB SSIM %.4f", Path(self.config.val_data).name,
+                    self.iteration, result.psnr, result.ssim)
+
+    def _checkpoint(self) -> None:
+        state: dict[str, Any] = {
+            "config": dataclasses.asdict(self.config),
+            "generator": self.generator.state_dict(),
+            "g_opt": self.g_opt.state_dict(),
+            "iteration": self.iteration,
+            "elapsed_s": self.elapsed_s,
+            "best_val_psnr": self.best_val_psnr,
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.discriminator is not None and self.d_opt is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["d_opt"] = self.d_opt.state_dict()
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)
+        save_generator(self.out / "generator.safetensors", self.generator, self.config.arch,
+                       self.summary())
+        logger.info("checkpoint at iteration %d -> %s", self.iteration, self.checkpoint_path)
+
+    def summary(self) -> dict[str, Any]:
+        """What goes into the exported weights' metadata."""
+        c = self.config
+        hardware = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else \
+            f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return {"stage": c.stage, "iterations": self.iteration, "batch_size": c.batch_size,
+                "patch_size": c.patch_size, "data": [Path(d).name for d in c.data],
+                "pixel_loss": c.pixel_loss,
+                "content_loss": c.content_loss if c.stage == "srgan" else None,
+                "wall_time_h": round(self.elapsed_s / 3600, 3), "hardware": hardware,
+                "best_val_psnr": self.best_val_psnr}
