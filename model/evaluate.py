@@ -58,22 +58,37 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).convert("L"))
 
 
+@dataclass(frozen=True)
+class Score:
+    psnr: float
+    ssim: float
+    gradient_ratio: float
+
+
+def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """The protocol's LR: MATLAB bicubic downsampling of the RGB HR (a gray HR is replicated to RGB)."""
+    hr_rgb = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
+    return imresize(hr_rgb, 1 / scale)
+
+
+def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> Score:
+    """PSNR/SSIM on Y with a `scale`-pixel border crop; a gray HR is compared with the gray of `sr`."""
+    if hr.ndim == 2:
+        sr = to_gray(sr)
+    return Score(psnr=psnr_y(sr, hr, scale), ssim=ssim_y(sr, hr, scale),
+                 gradient_ratio=gradient_ratio(sr, hr, scale))
+
+
 def evaluate_method(method: Method, folder: str | Path, scale: int, name: str) -> EvalResult:
     """Mean PSNR/SSIM/gradient ratio of `method` over the images of `folder`."""
-    psnrs, ssims, ratios = [], [], []
+    scores = []
     for path in list_images(folder):
         hr = load_eval_image(path, scale)
-        gray = hr.ndim == 2
-        hr_rgb = np.repeat(hr[..., None], 3, axis=2) if gray else hr
-        sr = method(imresize(hr_rgb, 1 / scale), scale)
-        if gray:
-            sr = to_gray(sr)
-        psnrs.append(psnr_y(sr, hr, scale))
-        ssims.append(ssim_y(sr, hr, scale))
-        ratios.append(gradient_ratio(sr, hr, scale))
-    return EvalResult(dataset=Path(folder).name, method=name, scale=scale, n_images=len(psnrs),
-                      psnr=float(np.mean(psnrs)), ssim=float(np.mean(ssims)),
-                      gradient_ratio=float(np.mean(ratios)))
+        scores.append(score(method(make_lr(hr, scale), scale), hr, scale))
+    return EvalResult(dataset=Path(folder).name, method=name, scale=scale, n_images=len(scores),
+                      psnr=float(np.mean([s.psnr for s in scores])),
+                      ssim=float(np.mean([s.ssim for s in scores])),
+                      gradient_ratio=float(np.mean([s.gradient_ratio for s in scores])))
 
 
 def generator_method(model: Generator) -> Method:

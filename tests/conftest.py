@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny generators saved as real weights files, and generated images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.generator import Generator
+from model.weights import save_generator
+
+TINY_ARCH = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "upscale": 4}
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def tiny_generator(seed: int) -> Generator:
+    """A small random generator whose BN statistics are not the identity, so folding is exercised."""
+    torch.manual_seed(seed)
+    model = Generator(**{k: v for k, v in TINY_ARCH.items()})
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder laid out like model/weights/, holding two different tiny generators."""
+    folder = tmp_path_factory.mktemp("weights")
+    for seed, name in enumerate(("srresnet", "srgan")):
+        save_generator(folder / f"{name}_x4.safetensors", tiny_generator(seed), TINY_ARCH,
+                       {"stage": name, "note": "random weights for tests"})
+    return folder
+
+
+def natural_like_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth-plus-edges RGB uint8 image: gradients, a disc and noise, so tests see structure."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    base = np.stack([x / max(width, 1), y / max(height, 1), 0.5 + 0.5 * np.sin(x / 5 + y / 7)], axis=-1)
+    disc = ((y - height / 2) ** 2 + (x - width / 3) ** 2) < (min(height, width) / 4) ** 2
+    base[disc] = [0.9, 0.2, 0.1]
+    image = base * 255 + rng.normal(0, 6, base.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from model.imresize import imresize, resize_matrix
+
+
+def test_rows_of_the_weight_matrix_sum_to_one() -> None:
+    for in_len, out_len, scale in [(17, 5, 0.25), (5, 20, 4.0), (3, 1, 0.25), (1, 4, 4.0)]:
+        np.testing.assert_allclose(resize_matrix(in_len, out_len, scale).sum(axis=1), 1.0)
+
+
+def test_constant_image_stays_constant_both_ways() -> None:
+    image = np.full((13, 9, 3), 77, np.uint8)
+    assert (imresize(image, 0.25) == 77).all()
+    assert (imresize(image, 4) == 77).all()
+
+
+def test_output_size_is_ceil_of_scaled_size() -> None:
+    assert imresize(np.zeros((10, 7, 3), np.uint8), 0.25).shape == (3, 2, 3)
+    assert imresize(np.zeros((3, 2), np.float64), 4).shape == (12, 8)
+
+
+def test_linear_ramp_is_reproduced_at_matlab_sample_centres() -> None:
+    """Keys' cubic (a = -0.5) reproduces linear functions exactly, so away from the mirrored borders a
+    ramp must come out as the ramp sampled at MATLAB's centres u = x / scale + 0.5 * (1 - 1 / scale)."""
+    row = np.arange(1, 41, dtype=np.float64)[None, :]
+    out = imresize(row, 0.25)[0]
+    centres = np.arange(1, 11) / 0.25 + 0.5 * (1 - 1 / 0.25)
+    np.testing.assert_allclose(out[3:-3], centres[3:-3], atol=1e-9)
+    # The borders are mirrored symmetrically: reversing the input reverses the output.
+    np.testing.assert_allclose(imresize(row[:, ::-1], 0.25)[0], out[::-1], atol=1e-9)
+
+
+def test_downscale_then_upscale_of_smooth_image_is_close() -> None:
+    y, x = np.mgrid[0:64, 0:64]
+    image = (128 + 60 * np.sin(x / 9.0) * np.cos(y / 11.0)).astype(np.uint8)
+    back = imresize(imresize(image, 0.25), 4).astype(float)
+    assert np.abs(back[8:-8, 8:-8] - image[8:-8, 8:-8]).mean() < 2.0
+
+
+def test_rejects_non_positive_scale() -> None:
+    with pytest.raises(ValueError, match="scale"):
+        imresize(np.zeros((4, 4)), 0)
