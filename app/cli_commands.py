@@ -15,6 +15,54 @@ logger = logging.getLogger(__name__)
 Subparsers = Any  # argparse's _SubParsersAction is private
 
 
+def _register_upscale(commands: Subparsers) -> None:
+    p = commands.add_parser("upscale", help="upscale image files or folders x4")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument("-o", "--output", required=True,
+                   help="output folder (or a file name when there is one input image)")
+    _add_model_arguments(p)
+    p.add_argument("--format", choices=("png", "jpeg", "webp"),
+                   help="output format (default: the input's)")
+    p.add_argument("--quality", type=int, default=90, help="jpeg/webp quality 1-100 (default 90)")
+    p.set_defaults(handler=_upscale)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    from app.settings import Settings
+
+    defaults = Settings.model_fields
+    p.add_argument("--model", choices=("srgan", "srresnet"), default="srgan")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default="auto",
+                   help="auto: float16 on CUDA, float32 on the CPU")
+    p.add_argument("--tile", type=int, default=defaults["tile"].default, help="LR tile side")
+    p.add_argument("--tile-pad", type=int, default=defaults["tile_pad"].default, help="LR context per side")
+    p.add_argument("--batch", type=int, default=4, help="tiles per device call")
+    p.add_argument("--max-pixels", type=int, default=defaults["max_input_pixels"].default,
+                   help="refuse inputs with more pixels than this")
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    from app.offline import upscale_files
+
+    return upscale_files(args)
+
+
+def _register_compare(commands: Subparsers) -> None:
+    p = commands.add_parser("compare", help="the /compare slide, offline")
+    p.add_argument("image", metavar="IMAGE", help="the ground-truth image")
+    p.add_argument("-o", "--output", required=True, help="where to write the labelled mosaic PNG")
+    p.add_argument("--json", action="store_true", help="also print the scores as JSON")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from app.offline import compare_file
+
+    return compare_file(args)
+
+
 def _register_train(commands: Subparsers) -> None:
     from model.train import TrainConfig
 
@@ -81,4 +129,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-REGISTER: list[Callable[[Subparsers], None]] = [_register_train, _register_eval]
+def _register_serve(commands: Subparsers) -> None:
+    p = commands.add_parser("serve", help="run the HTTP service (settings from SRGAN_* variables)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from app.server import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+REGISTER: list[Callable[[Subparsers], None]] = [
+    _register_serve, _register_upscale, _register_compare, _register_train, _register_eval]

@@ -16,6 +16,12 @@ class ServiceError(Exception):
         self.message = message
 
 
+class MalformedRequest(ServiceError):
+    """The request itself is malformed, e.g. a broken multipart body (400)."""
+
+    code = "bad_request"
+
+
 class BadImage(ServiceError):
     """The bytes are not a decodable image (400)."""
 
@@ -26,6 +32,12 @@ class TooLarge(ServiceError):
     """The upload or its pixel count is over the configured limit (413)."""
 
     code = "too_large"
+
+
+class UploadTimeout(ServiceError):
+    """The upload did not arrive within the request's time limit (408)."""
+
+    code = "upload_timeout"
 
 
 class UnsupportedFormat(ServiceError):
@@ -76,3 +88,7 @@ class DeadlineExceeded(ServiceError):
     """The request's deadline passed before its result was ready (504)."""
 
     code = "timeout"
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its response was ready; nothing is sent (logged as 499)."""

@@ -1,0 +1,283 @@
+"""The micro-batching engine: every request's tiles share one queue and one device worker.
+
+An image becomes fixed-size low-resolution windows (`model.tiling`), so tiles of any image size, from
+any number of requests, batch together at one shape and device memory per batch is bounded. A batch
+holds tiles of one model and one pixel dtype. The engine forms a batch only when its worker is free:
+it returns at most `max_batch` tiles and waits no longer than `max_wait_s` after its longest-waiting
+request was queued (or last served) for more tiles. Inference, padding and stitching run off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from app.engine_batch import Batch, ModelFn, Throughput, infer_batch, prepare, report_device_memory
+from app.engine_queue import BatchKey, TileQueue, TileRequest
+from app.errors import DeadlineExceeded, NotReady, Overloaded
+from app.metrics import Metrics
+from model.tiling import TileGrid
+
+logger = logging.getLogger(__name__)
+
+
+class Engine:
+    """Queues tiles of all requests and runs them in batches on one worker thread.
+
+    Args:
+        models: name -> callable mapping (N, S, S, 3) uint8/uint16 windows to (N, S*scale, S*scale, 3).
+        scale: upscaling factor of every model.
+        tile, pad: low-resolution tile side and context on each side (window side is tile + 2 * pad).
+        max_batch: a batch returns at most this many tiles.
+        max_wait_s: a batch waits no longer than this for more tiles.
+        max_queue_tiles: queued tiles beyond which requests are refused with `Overloaded`; an image with
+            more tiles than this is admitted only into an empty queue.
+        metrics: where to report; a private instance if None.
+        oom_errors: exceptions meaning "batch too large for device memory": the batch is split in halves.
+    """
+
+    def __init__(self, models: Mapping[str, ModelFn], *, scale: int, tile: int, pad: int, max_batch: int,
+                 max_wait_s: float, max_queue_tiles: int, metrics: Metrics | None = None,
+                 oom_errors: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError,)) -> None:
+        if not models:
+            raise ValueError("models must name at least one model")
+        for name, value, low in (("scale", scale, 1), ("tile", tile, 1), ("pad", pad, 0),
+                                 ("max_batch", max_batch, 1), ("max_queue_tiles", max_queue_tiles, 1)):
+            if value < low:
+                raise ValueError(f"{name} must be at least {low}, got {value}")
+        if not max_wait_s >= 0:
+            raise ValueError(f"max_wait_s must be non-negative, got {max_wait_s}")
+        for name, fn in models.items():
+            if (model_scale := getattr(fn, "scale", scale)) != scale:
+                raise ValueError(f"model {name!r} upscales x{model_scale}, but scale is {scale}")
+        self._models = dict(models)
+        self._scale, self._tile, self._pad = scale, tile, pad
+        self._max_batch, self._max_wait_s, self._max_queue_tiles = max_batch, max_wait_s, max_queue_tiles
+        self._metrics = metrics if metrics is not None else Metrics()
+        self._oom_errors = oom_errors
+        self._queue = TileQueue()
+        self._reserved = 0  # admitted tiles still being padded, not yet queued
+        self._in_flight = 0
+        self._live: set[TileRequest] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._arrived = asyncio.Event()
+        self._throughput = Throughput()
+        self._accepting = False
+        self._executor: ThreadPoolExecutor | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    @property
+    def queue_depth_tiles(self) -> int:
+        return self._queue.depth
+
+    @property
+    def throughput_tiles_per_s(self) -> float | None:
+        """Moving average of tiles per second over recent batches; None before the first batch."""
+        return self._throughput.tiles_per_s
+
+    async def start(self) -> None:
+        if self._loop_task is not None:
+            raise RuntimeError("engine already started")
+        # One thread: the device runs one batch at a time, and a second thread would only contend for it.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srgan-engine")
+        self._loop_task = asyncio.create_task(self._batch_loop(), name="srgan-engine")
+        self._loop_task.add_done_callback(self._loop_ended)
+        self._accepting = True
+
+    async def stop(self, drain_timeout_s: float) -> None:
+        """Stop accepting, let queued requests finish for up to `drain_timeout_s`, then cut the rest."""
+        self._accepting = False
+        waiting = len(self._live)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), drain_timeout_s)
+        cut = [r for r in self._live if not r.future.done()]
+        for request in cut:
+            self._fail(request, NotReady("the service is shutting down; retry on another replica"))
+        if cut:
+            logger.warning("drain timed out after %.1fs: cut %d of %d requests (%s)", drain_timeout_s,
+                           len(cut), waiting, ", ".join(r.request_id for r in cut))
+        else:
+            logger.info("drained %d requests", waiting)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._executor is not None:
+            # A batch still on the device is left to finish in its thread; nobody waits for its result.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def warmup(self) -> None:
+        """Run one full batch of blank windows through each model (allocator, kernel selection)."""
+        if self._executor is None:
+            raise NotReady("engine not started")
+        side = self._tile + 2 * self._pad
+        windows = np.zeros((self._max_batch, side, side, 3), np.uint8)
+        loop = asyncio.get_running_loop()
+        for name, fn in self._models.items():
+            started = time.monotonic()
+            await loop.run_in_executor(self._executor, fn, windows)
+            logger.info("warmed up %s: %d tiles in %.3fs", name, self._max_batch, time.monotonic() - started)
+
+    async def upscale(self, model: str, image: np.ndarray, *, deadline: float,
+                      request_id: str = "-") -> np.ndarray:
+        """Upscale an H x W x 3 uint8/uint16 image by `scale`; the result has the image's dtype.
+
+        `deadline` is a `time.monotonic()` value. Raises NotReady when not accepting, Overloaded when the
+        queue is full or the deadline cannot be met behind it, DeadlineExceeded when it passes.
+        Cancelling the caller drops the request's queued tiles.
+        """
+        if model not in self._models:
+            raise ValueError(f"unknown model {model!r}; known: {', '.join(self._models)}")
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"image must be H x W x 3 uint8 or uint16, got {image.shape} {image.dtype}")
+        if not self._accepting:
+            self._metrics.rejected.labels(reason="not_ready").inc()
+            raise NotReady("the engine is not accepting requests")
+        grid = TileGrid(image.shape[0], image.shape[1], self._tile, self._pad)
+        self._admit(len(grid), deadline, request_id)
+        self._reserved += len(grid)
+        try:
+            padded, output = await asyncio.to_thread(prepare, grid, image, self._scale)
+        finally:
+            self._reserved -= len(grid)
+        if not self._accepting:
+            self._metrics.rejected.labels(reason="not_ready").inc()
+            raise NotReady("the service is shutting down")
+        request = TileRequest(request_id, (model, image.dtype.name), grid, padded, output,
+                              asyncio.get_running_loop().create_future(), time.monotonic(),
+                              deque(grid.tiles()), len(grid))
+        self._queue.put(request)
+        self._live.add(request)
+        self._idle.clear()
+        self._queue_changed()
+        self._arrived.set()
+        try:
+            return await asyncio.wait_for(request.future, deadline - time.monotonic())
+        except TimeoutError:
+            self._metrics.rejected.labels(reason="timeout").inc()
+            logger.info("request %s: deadline passed with %d of %d tiles left", request_id,
+                        request.remaining, len(grid))
+            raise DeadlineExceeded("the request did not finish before its deadline") from None
+        finally:
+            self._release(request)
+
+    def _admit(self, tiles: int, deadline: float, request_id: str) -> None:
+        """Refuse at once what cannot be served: a full queue, or a deadline the queue ahead rules out."""
+        now = time.monotonic()
+        if deadline <= now:
+            self._metrics.rejected.labels(reason="timeout").inc()
+            raise DeadlineExceeded("the request's deadline had passed before it was queued")
+        queued = self._queue.depth + self._reserved
+        if queued and queued + tiles > self._max_queue_tiles:
+            # Retry once enough tiles have left the queue; an oversized image needs it empty.
+            excess = queued if tiles > self._max_queue_tiles else queued + tiles - self._max_queue_tiles
+            self._metrics.rejected.labels(reason="queue_full").inc()
+            logger.info("request %s refused: %d tiles queued, %d more asked", request_id, queued, tiles)
+            raise Overloaded(f"the queue is full ({queued} tiles waiting)",
+                             self._throughput.retry_after_s(excess))
+        # Round-robin runs at most `tiles` tiles of each queued request before this one's last tile.
+        ahead = self._queue.tiles_ahead(tiles) + self._in_flight + self._reserved
+        estimate_s = self._throughput.seconds_for(ahead + tiles)
+        if estimate_s is not None and now + estimate_s > deadline:
+            self._metrics.rejected.labels(reason="deadline").inc()
+            logger.info("request %s refused: needs ~%.1fs behind %d tiles, deadline in %.1fs",
+                        request_id, estimate_s, ahead, deadline - now)
+            raise Overloaded(f"the request would take ~{estimate_s:.1f}s, past its deadline",
+                             self._throughput.retry_after_s(ahead))
+
+    def _release(self, request: TileRequest) -> None:
+        """The caller is gone (result, error, timeout or cancellation): drop whatever it still had queued."""
+        dropped = self._queue.drop(request)
+        if dropped:
+            self._queue_changed()
+            logger.debug("request %s: dropped %d queued tiles", request.request_id, dropped)
+        if not request.future.done():
+            request.future.cancel()
+        elif not request.future.cancelled():
+            request.future.exception()  # mark retrieved: a cancelled caller never will
+        self._live.discard(request)
+        if not self._live:
+            self._idle.set()
+
+    def _fail(self, request: TileRequest, error: BaseException) -> None:
+        # ray#41199: the caller may already have given up; a second resolution would raise in the loop.
+        if not request.future.done():
+            request.future.set_exception(error)
+        if self._queue.drop(request):
+            self._queue_changed()
+
+    def _queue_changed(self) -> None:
+        self._metrics.queue_depth.set(self._queue.depth)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        """Batch failures never end the loop; should a bug, callers must not hang until their deadline."""
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.critical("engine batch loop died; failing %d requests", len(self._live),
+                        exc_info=task.exception())
+        self._accepting = False
+        for request in list(self._live):
+            self._fail(request, NotReady("the inference engine stopped"))
+
+    async def _batch_loop(self) -> None:
+        while True:
+            key = self._queue.next_key()
+            if key is None:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            until = self._queue.waiting_since(key) + self._max_wait_s
+            while 0 < self._queue.pending(key) < self._max_batch and (left := until - time.monotonic()) > 0:
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), left)
+                except TimeoutError:
+                    break
+            batch = self._queue.take(key, self._max_batch, time.monotonic())
+            if batch:
+                self._queue_changed()
+                await self._run_batch(key, batch)
+
+    async def _run_batch(self, key: BatchKey, batch: Batch) -> None:
+        """Run one batch in the worker; a failure fails this batch's requests and nothing else."""
+        assert self._executor is not None
+        model, _ = key
+        started = time.monotonic()
+        for request, _tile in batch:
+            self._metrics.queue_wait.observe(started - request.enqueued_at)
+        self._metrics.batch_size.labels(model=model).observe(len(batch))
+        self._in_flight = len(batch)
+        try:
+            run = functools.partial(infer_batch, self._models[model], model, batch, scale=self._scale,
+                                    oom_errors=self._oom_errors)
+            await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        except Exception as error:
+            failed = {request for request, _tile in batch}
+            logger.error("batch of %d %s tiles failed (%s: %s); failing requests %s", len(batch), model,
+                         type(error).__name__, error, ", ".join(sorted(r.request_id for r in failed)))
+            for request in failed:
+                self._fail(request, error)
+            return
+        finally:
+            self._in_flight = 0
+        elapsed = time.monotonic() - started
+        self._metrics.batch_duration.labels(model=model).observe(elapsed)
+        self._throughput.record(len(batch), elapsed)
+        report_device_memory(self._metrics)
+        for request, _tile in batch:
+            request.remaining -= 1
+            if request.remaining == 0 and not request.future.done():
+                request.future.set_result(request.output)

@@ -1,0 +1,60 @@
+"""POST /compare: the talk's slide. The upload is the ground truth; every method restores its x4 reduction."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app import compare
+from app.auth import AuthDep
+from app.codec import decode_image
+from app.logs import request_id_var
+from app.routes.common import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
+from app.service import ServiceDep
+
+router = APIRouter()
+
+
+@router.post(
+    "/compare",
+    openapi_extra=IMAGE_UPLOAD_OPENAPI,
+    responses={200: {"content": {"application/json": {}, "image/png": {}},
+                     "description": "scores and images per method, or the labelled mosaic"}},
+    summary="Compare nearest, bilinear, bicubic, SRResNet and SRGAN against the uploaded original",
+)
+async def compare_methods(
+    request: Request,
+    service: ServiceDep,
+    _: AuthDep,
+    output: Annotated[Literal["json", "image"], Query(description="JSON with data URIs, or one PNG")] = "json",
+) -> Any:
+    deadline = service.deadline()
+    engine = service.require_ready()
+    data = await read_image_field(request)
+    decoded = await asyncio.to_thread(decode_image, data, max_pixels=service.settings.max_input_pixels)
+    hr = await asyncio.to_thread(compare.ground_truth, decoded)
+    lr = await asyncio.to_thread(compare.degrade, hr)  # MATLAB bicubic: ~50 ms per megapixel
+    request_id = request_id_var.get()
+
+    async def restore_all() -> dict[str, Any]:
+        jobs = [asyncio.ensure_future(job) for job in (
+            asyncio.to_thread(compare.interpolate_all, lr),
+            engine.upscale("srresnet", lr, deadline=deadline, request_id=request_id),
+            engine.upscale("srgan", lr, deadline=deadline, request_id=request_id),
+        )]
+        try:
+            interpolated, srresnet, srgan = await asyncio.gather(*jobs)
+        finally:
+            for job in jobs:  # one failed: the others' tiles must not stay queued
+                job.cancel()
+        return {**interpolated, "srresnet": srresnet, "srgan": srgan}
+
+    outputs = await unless_disconnected(request, restore_all())
+    comparison = await asyncio.to_thread(compare.assemble, hr, lr, outputs)
+    service.metrics.pixels.labels("in").inc(2 * lr.shape[0] * lr.shape[1])
+    service.metrics.pixels.labels("out").inc(2 * hr.shape[0] * hr.shape[1])
+    if output == "image":
+        return Response(await asyncio.to_thread(compare.render_mosaic, comparison), media_type="image/png")
+    return await asyncio.to_thread(compare.to_json, comparison)

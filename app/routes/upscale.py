@@ -1,0 +1,56 @@
+"""POST /upscale: one image in, the same image x4 out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.auth import AuthDep
+from app.codec import MEDIA_TYPES, decode_image, encode_image, finish_upscale
+from app.logs import request_id_var
+from app.routes.common import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
+from app.service import ServiceDep
+
+router = APIRouter()
+
+
+
+
+@router.post(
+    "/upscale",
+    openapi_extra=IMAGE_UPLOAD_OPENAPI,
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the x4 image"}},
+    summary="Upscale an image x4 with SRGAN or SRResNet",
+)
+async def upscale(
+    request: Request,
+    service: ServiceDep,
+    _: AuthDep,
+    model: Annotated[Literal["srgan", "srresnet"], Query(description="which generator")] = "srgan",
+    format: Annotated[Literal["png", "jpeg", "webp"], Query(description="output format")] = "png",
+    quality: Annotated[int, Query(ge=1, le=100, description="jpeg/webp quality")] = 90,
+) -> Response:
+    started = time.perf_counter()
+    deadline = service.deadline()
+    engine = service.require_ready()
+    data = await read_image_field(request)
+    decoded = await asyncio.to_thread(decode_image, data, max_pixels=service.settings.max_input_pixels)
+    sr = await unless_disconnected(
+        request, engine.upscale(model, decoded.rgb, deadline=deadline, request_id=request_id_var.get()))
+
+    def finish() -> tuple[bytes, int, int]:
+        result = finish_upscale(decoded, sr, 4)
+        return encode_image(result, format, quality=quality), result.width, result.height
+
+    body, width, height = await asyncio.to_thread(finish)
+    service.metrics.pixels.labels("in").inc(decoded.width * decoded.height)
+    service.metrics.pixels.labels("out").inc(width * height)
+    return Response(body, media_type=MEDIA_TYPES[format], headers={
+        "X-Model": model,
+        "X-Output-Size": f"{width}x{height}",
+        "X-Processing-Time-Ms": f"{(time.perf_counter() - started) * 1000:.1f}",
+    })

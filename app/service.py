@@ -1,0 +1,97 @@
+"""The running service's state: settings, metrics, the loaded models and the engine, and readiness.
+
+One instance per app, created by `create_app` and reached by routes through `ServiceDep`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import torch
+from fastapi import Depends, Request
+
+from app.engine import Engine
+from app.errors import NotReady
+from app.metrics import Metrics
+from app.settings import Settings
+from app.weights_paths import MODEL_NAMES, shipped_weights
+from model.inference import Upscaler, resolve_device, resolve_dtype
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    metrics: Metrics
+    upscalers: dict[str, Upscaler] = field(default_factory=dict)
+    engine: Engine | None = None
+    ready: bool = False
+    draining: bool = False
+
+    def require_ready(self) -> Engine:
+        """The engine, or NotReady (503) while loading or draining."""
+        if self.draining:
+            raise NotReady("the service is shutting down; retry on another replica", retry_after_s=1)
+        if not self.ready or self.engine is None:
+            raise NotReady("the model is still loading", retry_after_s=5)
+        return self.engine
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.settings.request_timeout_s
+
+    async def start(self) -> None:
+        """Load both models, start the engine, warm up; then report ready."""
+        s = self.settings
+        started = time.perf_counter()
+        device = resolve_device(s.device)
+        dtype = resolve_dtype(s.dtype, device)
+        for name in MODEL_NAMES:
+            path = shipped_weights(name, s.weights_dir)
+            upscaler = await asyncio.to_thread(Upscaler.from_file, name, path, device, dtype)
+            if s.compile and device.type == "cuda":
+                upscaler.compile(fixed_batch=s.max_batch)
+            self.upscalers[name] = upscaler
+        scales = {u.scale for u in self.upscalers.values()}
+        if scales != {4}:
+            raise RuntimeError(f"the service serves x4 models; the weights have scales {sorted(scales)}")
+        self.engine = Engine(self.upscalers, scale=4, tile=s.tile, pad=s.tile_pad, max_batch=s.max_batch,
+                             max_wait_s=s.max_wait_ms / 1000, max_queue_tiles=s.max_queue_tiles,
+                             metrics=self.metrics)
+        await self.engine.start()
+        await self.engine.warmup()
+        self.ready = True
+        self.metrics.model_ready.set(1)
+        logger.info("ready in %.1f s: models %s on %s (%s), tile %d pad %d, batch %d",
+                    time.perf_counter() - started, ", ".join(self.upscalers), device,
+                    str(dtype).removeprefix("torch."), s.tile, s.tile_pad, s.max_batch)
+
+    def begin_drain(self) -> None:
+        """Called on SIGTERM, before the server stops accepting: readiness fails, new work is refused."""
+        if not self.draining:
+            logger.info("draining: readiness now fails and new work is refused")
+        self.draining = True
+        self.metrics.model_ready.set(0)
+
+    async def stop(self) -> None:
+        self.begin_drain()
+        if self.engine is not None:
+            await self.engine.stop(self.settings.drain_timeout_s)
+        self.ready = False
+
+    def refresh_device_memory(self) -> None:
+        if torch.cuda.is_available() and any(u.device.type == "cuda" for u in self.upscalers.values()):
+            self.metrics.device_memory.labels("allocated").set(torch.cuda.memory_allocated())
+            self.metrics.device_memory.labels("reserved").set(torch.cuda.memory_reserved())
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(_service)]

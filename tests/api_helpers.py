@@ -1,0 +1,55 @@
+"""Helpers for the API tests: an app with tiny real models, and image payloads made in code."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from app.main import create_app
+from app.metrics import Metrics
+from app.settings import Settings
+
+# Small tiles keep the tiny models fast while still giving multi-tile images and mixed batches.
+TEST_SETTINGS: dict[str, Any] = {"device": "cpu", "tile": 16, "tile_pad": 4, "max_batch": 4, "max_wait_ms": 2.0}
+
+
+@asynccontextmanager
+async def running_client(weights_dir: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking ASGI to a started app (lifespan run: weights loaded, engine warm)."""
+    settings = Settings(weights_dir=weights_dir, **{**TEST_SETTINGS, **overrides})
+    app = create_app(settings, Metrics())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(data: bytes, name: str = "image.png", field: str = "image") -> dict[str, Any]:
+    return {"files": {field: (name, data, "application/octet-stream")}}
+
+
+def decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, (response.status_code, response.content[:300])
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]

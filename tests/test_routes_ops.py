@@ -1,0 +1,64 @@
+from pathlib import Path
+
+from app.main import create_app
+from app.metrics import Metrics
+from app.settings import Settings
+from tests.api_helpers import assert_error, png_bytes, running_client, upload
+from tests.conftest import natural_like_image
+
+import httpx
+
+
+async def test_health_ready_models_and_docs(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/readyz")).status_code == 200
+        models = (await client.get("/v1/models")).json()["models"]
+        assert {m["name"] for m in models} == {"srgan", "srresnet"}
+        for m in models:
+            assert m["scale"] == 4 and m["device"] == "cpu" and m["dtype"] == "float32"
+            assert m["parameters"] > 0 and m["tile_size"] == 16
+        assert (await client.get("/docs")).status_code == 200
+        spec = (await client.get("/openapi.json")).json()
+        assert "multipart/form-data" in spec["paths"]["/upscale"]["post"]["requestBody"]["content"]
+
+
+async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir) as client:
+        await client.post("/upscale", **upload(png_bytes(natural_like_image(20, 10))))
+        await client.post("/upscale", **upload(b"not an image"))
+        text = (await client.get("/metrics")).text
+    assert 'srgan_requests_total{code="200",endpoint="/upscale"} 1.0' in text
+    assert 'srgan_requests_total{code="400",endpoint="/upscale"} 1.0' in text
+    assert 'srgan_pixels_total{direction="in"} 200.0' in text
+    assert 'srgan_pixels_total{direction="out"} 3200.0' in text
+    assert 'srgan_rejected_total{reason="bad_image"} 1.0' in text
+    assert "srgan_model_ready 1.0" in text
+    assert 'srgan_batch_size_tiles_count{model="srgan"}' in text
+    for name in ("srgan_request_duration_seconds_bucket", "srgan_queue_depth_tiles", "srgan_queue_wait_seconds",
+                 "srgan_batch_duration_seconds_bucket"):
+        assert name in text
+
+
+async def test_not_ready_before_start_is_503_with_retry_after(tiny_weights_dir: Path) -> None:
+    app = create_app(Settings(device="cpu", weights_dir=tiny_weights_dir), Metrics())  # lifespan not run
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.headers["retry-after"]
+        assert (await client.get("/healthz")).status_code == 200
+        response = await client.post("/upscale", **upload(png_bytes(natural_like_image(8, 8))))
+    assert_error(response, 503, "not_ready")
+    assert response.headers["retry-after"]
+
+
+async def test_request_id_is_echoed_or_made(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir) as client:
+        given = await client.get("/healthz", headers={"x-request-id": "abc-123"})
+        made = await client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
+    assert given.headers["x-request-id"] == "abc-123"
+    assert made.headers["x-request-id"] != "bad id with spaces" and len(made.headers["x-request-id"]) == 16
+
+
+async def test_unknown_path_is_json_404(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir) as client:
+        assert_error(await client.get("/nope"), 404, "http_error")
