@@ -39,8 +39,10 @@ def ground_truth(decoded: DecodedImage) -> np.ndarray:
     hr = rgb[..., 0] if decoded.grayscale else rgb
     height, width = hr.shape[:2]
     if min(height, width) < MIN_SIDE:
-        raise TooSmall(f"/compare needs at least {MIN_SIDE}x{MIN_SIDE} pixels (the original is downscaled x4 "
-                       f"and scored with an 11x11 SSIM window); got {width}x{height}")
+        raise TooSmall(
+            f"/compare needs at least {MIN_SIDE}x{MIN_SIDE} pixels (the original is downscaled x4 "
+            f"and scored with an 11x11 SSIM window); got {width}x{height}"
+        )
     return np.ascontiguousarray(hr[: height - height % SCALE, : width - width % SCALE])
 
 
@@ -79,15 +81,24 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
         "input": _png_data_uri(lr),
         "original": _png_data_uri(hr),
         "methods": [
-            {"name": name, "psnr": round(psnr, 3), "ssim": round(ssim, 4),
-             "image": _png_data_uri(comparison.outputs[name])}
+            {
+                "name": name,
+                "psnr": round(psnr, 3),
+                "ssim": round(ssim, 4),
+                "image": _png_data_uri(comparison.outputs[name]),
+            }
             for name, (psnr, ssim) in comparison.scores.items()
         ],
     }
 
 
-LABELS = {"nearest": "Nearest", "bilinear": "Bilinear", "bicubic": "Bicubic", "srresnet": "SRResNet",
-          "srgan": "SRGAN"}
+LABELS = {
+    "nearest": "Nearest",
+    "bilinear": "Bilinear",
+    "bicubic": "Bicubic",
+    "srresnet": "SRResNet",
+    "srgan": "SRGAN",
+}
 
 
 def render_mosaic(comparison: Comparison, columns: int = 3) -> bytes:

@@ -3,8 +3,9 @@
 An image becomes fixed-size low-resolution windows (`model.tiling`), so tiles of any image size, from
 any number of requests, batch together at one shape and device memory per batch is bounded. A batch
 holds tiles of one model and one pixel dtype. The engine forms a batch only when its worker is free:
-it returns at most `max_batch` tiles and waits no longer than `max_wait_s` after its longest-waiting
-request was queued (or last served) for more tiles. Inference, padding and stitching run off the loop.
+it returns at most `max_batch` tiles and waits for more no longer than until its oldest tile has been
+queued for `max_wait_s`. Tiles are taken round-robin across the requests of one model and dtype, and
+models take turns. Inference, padding and stitching run off the event loop.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import contextlib
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-from app.engine_batch import Batch, ModelFn, Throughput, infer_batch, prepare, report_device_memory
+from app.engine_batch import Batch, ModelFn, Throughput, infer_batch, prepare
 from app.engine_queue import BatchKey, TileQueue, TileRequest
 from app.errors import DeadlineExceeded, NotReady, Overloaded
 from app.metrics import Metrics
@@ -38,7 +38,8 @@ class Engine:
         scale: upscaling factor of every model.
         tile, pad: low-resolution tile side and context on each side (window side is tile + 2 * pad).
         max_batch: a batch returns at most this many tiles.
-        max_wait_s: a batch waits no longer than this for more tiles.
+        max_wait_s: a batch that is not full waits for more tiles no longer than until its oldest tile
+            has been queued this long (tiles that queued while the worker was busy do not wait again).
         max_queue_tiles: queued tiles beyond which requests are refused with `Overloaded`; an image with
             more tiles than this is admitted only into an empty queue.
         metrics: where to report; a private instance if None.
@@ -64,7 +65,7 @@ class Engine:
         self._max_batch, self._max_wait_s, self._max_queue_tiles = max_batch, max_wait_s, max_queue_tiles
         self._metrics = metrics if metrics is not None else Metrics()
         self._oom_errors = oom_errors
-        self._queue = TileQueue()
+        self._queue = TileQueue(on_depth=self._metrics.queue_depth.set)
         self._reserved = 0  # admitted tiles still being padded, not yet queued
         self._in_flight = 0
         self._live: set[TileRequest] = set()
@@ -144,30 +145,25 @@ class Engine:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"image must be H x W x 3 uint8 or uint16, got {image.shape} {image.dtype}")
         if not self._accepting:
-            self._metrics.rejected.labels(reason="not_ready").inc()
             raise NotReady("the engine is not accepting requests")
         grid = TileGrid(image.shape[0], image.shape[1], self._tile, self._pad)
         self._admit(len(grid), deadline, request_id)
         self._reserved += len(grid)
         try:
-            padded, output = await asyncio.to_thread(prepare, grid, image, self._scale)
+            padded, output, tiles = await asyncio.to_thread(prepare, grid, image, self._scale)
         finally:
             self._reserved -= len(grid)
         if not self._accepting:
-            self._metrics.rejected.labels(reason="not_ready").inc()
             raise NotReady("the service is shutting down")
         request = TileRequest(request_id, (model, image.dtype.name), grid, padded, output,
-                              asyncio.get_running_loop().create_future(), time.monotonic(),
-                              deque(grid.tiles()), len(grid))
+                              asyncio.get_running_loop().create_future(), time.monotonic(), tiles, len(grid))
         self._queue.put(request)
         self._live.add(request)
         self._idle.clear()
-        self._queue_changed()
         self._arrived.set()
         try:
             return await asyncio.wait_for(request.future, deadline - time.monotonic())
         except TimeoutError:
-            self._metrics.rejected.labels(reason="timeout").inc()
             logger.info("request %s: deadline passed with %d of %d tiles left", request_id,
                         request.remaining, len(grid))
             raise DeadlineExceeded("the request did not finish before its deadline") from None
@@ -178,13 +174,11 @@ class Engine:
         """Refuse at once what cannot be served: a full queue, or a deadline the queue ahead rules out."""
         now = time.monotonic()
         if deadline <= now:
-            self._metrics.rejected.labels(reason="timeout").inc()
             raise DeadlineExceeded("the request's deadline had passed before it was queued")
         queued = self._queue.depth + self._reserved
         if queued and queued + tiles > self._max_queue_tiles:
             # Retry once enough tiles have left the queue; an oversized image needs it empty.
             excess = queued if tiles > self._max_queue_tiles else queued + tiles - self._max_queue_tiles
-            self._metrics.rejected.labels(reason="queue_full").inc()
             logger.info("request %s refused: %d tiles queued, %d more asked", request_id, queued, tiles)
             raise Overloaded(f"the queue is full ({queued} tiles waiting)",
                              self._throughput.retry_after_s(excess))
@@ -192,7 +186,6 @@ class Engine:
         ahead = self._queue.tiles_ahead(tiles) + self._in_flight + self._reserved
         estimate_s = self._throughput.seconds_for(ahead + tiles)
         if estimate_s is not None and now + estimate_s > deadline:
-            self._metrics.rejected.labels(reason="deadline").inc()
             logger.info("request %s refused: needs ~%.1fs behind %d tiles, deadline in %.1fs",
                         request_id, estimate_s, ahead, deadline - now)
             raise Overloaded(f"the request would take ~{estimate_s:.1f}s, past its deadline",
@@ -200,9 +193,7 @@ class Engine:
 
     def _release(self, request: TileRequest) -> None:
         """The caller is gone (result, error, timeout or cancellation): drop whatever it still had queued."""
-        dropped = self._queue.drop(request)
-        if dropped:
-            self._queue_changed()
+        if dropped := self._queue.drop(request):
             logger.debug("request %s: dropped %d queued tiles", request.request_id, dropped)
         if not request.future.done():
             request.future.cancel()
@@ -216,11 +207,7 @@ class Engine:
         # ray#41199: the caller may already have given up; a second resolution would raise in the loop.
         if not request.future.done():
             request.future.set_exception(error)
-        if self._queue.drop(request):
-            self._queue_changed()
-
-    def _queue_changed(self) -> None:
-        self._metrics.queue_depth.set(self._queue.depth)
+        self._queue.drop(request)
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         """Batch failures never end the loop; should a bug, callers must not hang until their deadline."""
@@ -239,16 +226,15 @@ class Engine:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            until = self._queue.waiting_since(key) + self._max_wait_s
+            until = self._queue.oldest(key) + self._max_wait_s
             while 0 < self._queue.pending(key) < self._max_batch and (left := until - time.monotonic()) > 0:
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), left)
                 except TimeoutError:
                     break
-            batch = self._queue.take(key, self._max_batch, time.monotonic())
+            batch = self._queue.take(key, self._max_batch)
             if batch:
-                self._queue_changed()
                 await self._run_batch(key, batch)
 
     async def _run_batch(self, key: BatchKey, batch: Batch) -> None:
@@ -273,10 +259,10 @@ class Engine:
             return
         finally:
             self._in_flight = 0
+            self._queue.served(key, time.monotonic())
         elapsed = time.monotonic() - started
         self._metrics.batch_duration.labels(model=model).observe(elapsed)
         self._throughput.record(len(batch), elapsed)
-        report_device_memory(self._metrics)
         for request, _tile in batch:
             request.remaining -= 1
             if request.remaining == 0 and not request.future.done():

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from app.engine_queue import TileRequest
-from app.metrics import Metrics
 from model.tiling import Tile, TileGrid
 
 logger = logging.getLogger(__name__)
@@ -26,9 +26,11 @@ MAX_RETRY_AFTER_S = 60.0
 EWMA_ALPHA = 0.2
 
 
-def prepare(grid: TileGrid, image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Off the loop: the padded image the windows are cut from, and the output the cores are pasted into."""
-    return grid.pad_image(image), np.empty((grid.height * scale, grid.width * scale, 3), image.dtype)
+def prepare(grid: TileGrid, image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray, deque[Tile]]:
+    """Off the loop: the padded image the windows are cut from, the output the cores are pasted into,
+    and the tiles in raster order."""
+    output = np.empty((grid.height * scale, grid.width * scale, 3), image.dtype)
+    return grid.pad_image(image), output, deque(grid.tiles())
 
 
 def infer_batch(fn: ModelFn, model: str, batch: Batch, *, scale: int,
@@ -88,8 +90,3 @@ class Throughput:
         seconds = self.seconds_for(tiles)
         return DEFAULT_RETRY_AFTER_S if seconds is None else min(max(seconds, 0.1), MAX_RETRY_AFTER_S)
 
-
-def report_device_memory(metrics: Metrics) -> None:
-    if torch.cuda.is_available():
-        metrics.device_memory.labels(kind="allocated").set(torch.cuda.memory_allocated())
-        metrics.device_memory.labels(kind="reserved").set(torch.cuda.memory_reserved())

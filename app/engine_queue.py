@@ -7,8 +7,10 @@ request's `padded` image and writes its `output` image, never its bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,11 +34,6 @@ class TileRequest:
     pending: deque[Tile]
     # Tiles not yet pasted: queued plus in flight. The request is done when this reaches zero.
     remaining: int
-    # When the request last had a tile taken (or was queued): the age used for fairness between models.
-    waiting_since: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.waiting_since = self.enqueued_at
 
 
 class TileQueue:
@@ -46,15 +43,17 @@ class TileQueue:
     so a request queued behind a large one waits for about one batch, not for the large one's tiles.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_depth: Callable[[int], object] = lambda depth: None) -> None:
+        self._on_depth = on_depth  # told every new depth, so a gauge cannot drift from the queue
         self._rings: dict[BatchKey, deque[TileRequest]] = {}
         self._pending: dict[BatchKey, int] = {}
+        self._served_at: dict[BatchKey, float] = {}
         self.depth = 0
 
     def put(self, request: TileRequest) -> None:
         self._rings.setdefault(request.key, deque()).append(request)
         self._pending[request.key] = self._pending.get(request.key, 0) + len(request.pending)
-        self.depth += len(request.pending)
+        self._set_depth(self.depth + len(request.pending))
 
     def drop(self, request: TileRequest) -> int:
         """Remove the request's queued tiles (not those already taken); returns how many."""
@@ -63,33 +62,41 @@ class TileQueue:
             request.pending.clear()
             self._rings[request.key].remove(request)
             self._pending[request.key] -= dropped
-            self.depth -= dropped
+            self._set_depth(self.depth - dropped)
             self._forget_if_empty(request.key)
         return dropped
 
     def pending(self, key: BatchKey) -> int:
         return self._pending.get(key, 0)
 
-    def waiting_since(self, key: BatchKey) -> float:
-        """When the longest-waiting request of `key` was queued or last served."""
-        return min(r.waiting_since for r in self._rings[key])
+    def oldest(self, key: BatchKey) -> float:
+        """When the longest-queued request of `key` was queued."""
+        return min(r.enqueued_at for r in self._rings[key])
+
+    def served(self, key: BatchKey, at: float) -> None:
+        """Record that a batch of `key` finished at `at` (monotonic seconds)."""
+        self._served_at[key] = at
 
     def next_key(self) -> BatchKey | None:
-        """The key that has waited longest since it was last served, so no model starves another."""
-        return min(self._rings, key=self.waiting_since, default=None)
+        """The key that has waited longest, counting from its oldest tile or its last batch's end.
 
-    def take(self, key: BatchKey, max_tiles: int, now: float) -> list[tuple[TileRequest, Tile]]:
+        Counting from the last batch makes the keys take turns: a model with hundreds of old tiles gets
+        one batch, then a model whose tile arrived meanwhile gets the next.
+        """
+        return min(self._rings, key=lambda k: max(self.oldest(k), self._served_at.get(k, -math.inf)),
+                   default=None)
+
+    def take(self, key: BatchKey, max_tiles: int) -> list[tuple[TileRequest, Tile]]:
         """Up to `max_tiles` tiles of `key`, one per request in turn."""
         ring = self._rings.get(key)
         batch: list[tuple[TileRequest, Tile]] = []
         while ring and len(batch) < max_tiles:
             request = ring.popleft()
             batch.append((request, request.pending.popleft()))
-            request.waiting_since = now
             if request.pending:
                 ring.append(request)
         self._pending[key] = self._pending.get(key, 0) - len(batch)
-        self.depth -= len(batch)
+        self._set_depth(self.depth - len(batch))
         self._forget_if_empty(key)
         return batch
 
@@ -97,8 +104,9 @@ class TileQueue:
         """Queued tiles that round-robin would run before the last of a new request's `tiles` tiles."""
         return sum(min(len(r.pending), tiles) for ring in self._rings.values() for r in ring)
 
-    def requests(self) -> list[TileRequest]:
-        return [r for ring in self._rings.values() for r in ring]
+    def _set_depth(self, depth: int) -> None:
+        self.depth = depth
+        self._on_depth(depth)
 
     def _forget_if_empty(self, key: BatchKey) -> None:
         if not self._rings.get(key):

@@ -28,11 +28,19 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         finally:
             await service.stop()
 
-    app = FastAPI(title="SRGAN x4 super-resolution", version="0.1.0", lifespan=lifespan,
-                  description="Upscale images x4 with SRGAN/SRResNet; compare with interpolation.")
+    app = FastAPI(
+        title="SRGAN x4 super-resolution",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Upscale images x4 with SRGAN/SRResNet; compare with interpolation.",
+    )
     app.state.service = service
-    app.add_middleware(RequestContextMiddleware, metrics=service.metrics,
-                       max_upload_bytes=settings.max_upload_bytes, upload_timeout_s=settings.request_timeout_s)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=service.metrics,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_timeout_s=settings.request_timeout_s,
+    )
     install_error_handlers(app, service.metrics)
     for module in (upscale, compare, ops, demo):
         app.include_router(module.router)

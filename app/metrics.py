@@ -15,20 +15,45 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.requests = Counter("srgan_requests_total", "HTTP requests by endpoint and status code",
-                                ["endpoint", "code"], registry=r)
-        self.request_duration = Histogram("srgan_request_duration_seconds", "HTTP request latency",
-                                          ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "srgan_requests_total",
+            "HTTP requests by endpoint and status code",
+            ["endpoint", "code"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "srgan_request_duration_seconds",
+            "HTTP request latency",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_depth = Gauge("srgan_queue_depth_tiles", "Tiles waiting for the device", registry=r)
-        self.queue_wait = Histogram("srgan_queue_wait_seconds", "Time a tile waits before its batch runs",
-                                    buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("srgan_batch_size_tiles", "Tiles per device batch", ["model"],
-                                    buckets=BATCH_SIZE_BUCKETS, registry=r)
-        self.batch_duration = Histogram("srgan_batch_duration_seconds", "Device time per batch", ["model"],
-                                        buckets=LATENCY_BUCKETS, registry=r)
-        self.pixels = Counter("srgan_pixels_total", "Pixels processed (in: LR input, out: SR output)",
-                              ["direction"], registry=r)
+        self.queue_wait = Histogram(
+            "srgan_queue_wait_seconds",
+            "Time a tile waits before its batch runs",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "srgan_batch_size_tiles",
+            "Tiles per device batch",
+            ["model"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.batch_duration = Histogram(
+            "srgan_batch_duration_seconds",
+            "Device time per batch",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.pixels = Counter(
+            "srgan_pixels_total", "Pixels processed (in: LR input, out: SR output)", ["direction"], registry=r
+        )
         self.rejected = Counter("srgan_rejected_total", "Requests refused, by reason", ["reason"], registry=r)
         self.model_ready = Gauge("srgan_model_ready", "1 once weights are loaded and warmed up", registry=r)
-        self.device_memory = Gauge("srgan_device_memory_bytes", "CUDA memory (allocated, reserved)",
-                                   ["kind"], registry=r)
+        self.device_memory = Gauge(
+            "srgan_device_memory_bytes", "CUDA memory (allocated, reserved)", ["kind"], registry=r
+        )

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
@@ -31,7 +32,9 @@ class RequestContextMiddleware:
     """Assigns X-Request-ID, records srgan_requests_total / _duration_seconds, logs one line per request,
     and enforces the upload limits: over `max_upload_bytes` -> 413, slower than `upload_timeout_s` -> 408."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_upload_bytes: int, upload_timeout_s: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, max_upload_bytes: int, upload_timeout_s: float
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_upload_bytes + _MULTIPART_OVERHEAD
@@ -62,8 +65,10 @@ class RequestContextMiddleware:
             declared = 0
         try:
             if declared > self.max_body:
-                raise errors.TooLarge(f"upload of {declared} bytes is over the limit of "
-                                      f"{self.max_body - _MULTIPART_OVERHEAD} bytes")
+                raise errors.TooLarge(
+                    f"upload of {declared} bytes is over the limit of "
+                    f"{self.max_body - _MULTIPART_OVERHEAD} bytes"
+                )
             await self.app(scope, self._bounded(receive), send_with_id)
         except errors.ClientDisconnected:
             status["code"] = 499  # nginx's "client closed request": nothing was sent
@@ -92,12 +97,14 @@ class RequestContextMiddleware:
                 message: Message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
             except TimeoutError:
                 raise errors.UploadTimeout(
-                    f"the upload did not complete within {self.upload_timeout_s:.0f} s") from None
+                    f"the upload did not complete within {self.upload_timeout_s:.0f} s"
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     raise errors.TooLarge(
-                        f"upload is over the limit of {self.max_body - _MULTIPART_OVERHEAD} bytes")
+                        f"upload is over the limit of {self.max_body - _MULTIPART_OVERHEAD} bytes"
+                    )
                 body_done = not message.get("more_body", False)
             return message
 

@@ -61,10 +61,19 @@ def upscale_files(args: argparse.Namespace) -> int:
         bar.set_postfix_str(path.name)
         try:
             decoded = read_image_file(path, max_pixels=args.max_pixels)
-            fmt = args.format or (guess_format_from_name(output) if single_file_target else None) \
+            fmt = (
+                args.format
+                or (guess_format_from_name(output) if single_file_target else None)
                 or decoded.source_format
-            sr = upscale_tiled(decoded.rgb, upscaler, scale=upscaler.scale, tile=args.tile, pad=args.tile_pad,
-                               batch_size=args.batch)
+            )
+            sr = upscale_tiled(
+                decoded.rgb,
+                upscaler,
+                scale=upscaler.scale,
+                tile=args.tile,
+                pad=args.tile_pad,
+                batch_size=args.batch,
+            )
             data = encode_image(finish_upscale(decoded, sr, upscaler.scale), fmt, quality=args.quality)
             target = output if single_file_target else output / f"{path.stem}_x4{SUFFIXES[fmt]}"
             _write_atomically(target, data)

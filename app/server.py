@@ -32,7 +32,13 @@ def serve(host: str, port: int) -> None:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on",
-                            timeout_graceful_shutdown=int(settings.drain_timeout_s) or None)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+    )
     logger.info("serving on http://%s:%d", host, port)
     DrainingServer(config, app.state.service).run()

@@ -59,16 +59,30 @@ class Service:
         scales = {u.scale for u in self.upscalers.values()}
         if scales != {4}:
             raise RuntimeError(f"the service serves x4 models; the weights have scales {sorted(scales)}")
-        self.engine = Engine(self.upscalers, scale=4, tile=s.tile, pad=s.tile_pad, max_batch=s.max_batch,
-                             max_wait_s=s.max_wait_ms / 1000, max_queue_tiles=s.max_queue_tiles,
-                             metrics=self.metrics)
+        self.engine = Engine(
+            self.upscalers,
+            scale=4,
+            tile=s.tile,
+            pad=s.tile_pad,
+            max_batch=s.max_batch,
+            max_wait_s=s.max_wait_ms / 1000,
+            max_queue_tiles=s.max_queue_tiles,
+            metrics=self.metrics,
+        )
         await self.engine.start()
         await self.engine.warmup()
         self.ready = True
         self.metrics.model_ready.set(1)
-        logger.info("ready in %.1f s: models %s on %s (%s), tile %d pad %d, batch %d",
-                    time.perf_counter() - started, ", ".join(self.upscalers), device,
-                    str(dtype).removeprefix("torch."), s.tile, s.tile_pad, s.max_batch)
+        logger.info(
+            "ready in %.1f s: models %s on %s (%s), tile %d pad %d, batch %d",
+            time.perf_counter() - started,
+            ", ".join(self.upscalers),
+            device,
+            str(dtype).removeprefix("torch."),
+            s.tile,
+            s.tile_pad,
+            s.max_batch,
+        )
 
     def begin_drain(self) -> None:
         """Called on SIGTERM, before the server stops accepting: readiness fails, new work is refused."""

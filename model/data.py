@@ -63,8 +63,11 @@ class PatchSampler:
                     self.pairs.append((imresize(hr, 1 / scale), hr))
         if not self.pairs:
             raise ValueError(f"no image in {list(folders)} is at least {patch_size}px on each side")
-        logger.info("loaded %d training images (%.0f MB of HR pixels)", len(self.pairs),
-                    sum(hr.nbytes for _, hr in self.pairs) / 1e6)
+        logger.info(
+            "loaded %d training images (%.0f MB of HR pixels)",
+            len(self.pairs),
+            sum(hr.nbytes for _, hr in self.pairs) / 1e6,
+        )
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """`batch_size` pairs as uint8 NHWC arrays: LR (patch/scale)^2, HR patch^2."""
@@ -76,7 +79,9 @@ class PatchSampler:
             y = int(rng.integers(lr.shape[0] - lr_side + 1))
             x = int(rng.integers(lr.shape[1] - lr_side + 1))
             lr_patch = lr[y : y + lr_side, x : x + lr_side]
-            hr_patch = hr[y * self.scale : (y + lr_side) * self.scale, x * self.scale : (x + lr_side) * self.scale]
+            hr_patch = hr[
+                y * self.scale : (y + lr_side) * self.scale, x * self.scale : (x + lr_side) * self.scale
+            ]
             # Bicubic commutes with flips and transposes, so one dihedral transform on both stays a true pair.
             flip_v, flip_h, transpose = rng.integers(2, size=3)
             for arr_index, patch in enumerate((lr_patch, hr_patch)):
@@ -90,8 +95,9 @@ class PatchSampler:
         return lr_batch, hr_batch
 
 
-def prefetch(sampler: PatchSampler, batch_size: int, seed: int, depth: int = 4) -> Iterator[
-        tuple[np.ndarray, np.ndarray]]:
+def prefetch(
+    sampler: PatchSampler, batch_size: int, seed: int, depth: int = 4
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless batches made in a daemon thread, `depth` ahead of the consumer."""
     batches: queue.Queue[tuple[np.ndarray, np.ndarray]] = queue.Queue(maxsize=depth)
     rng = np.random.default_rng(seed)

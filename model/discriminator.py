@@ -23,8 +23,16 @@ class Discriminator(nn.Module):
         super().__init__()
         if input_size % 16:
             raise ValueError(f"input_size must be divisible by 16, got {input_size}")
-        widths = [num_feat, num_feat, num_feat * 2, num_feat * 2, num_feat * 4, num_feat * 4,
-                  num_feat * 8, num_feat * 8]
+        widths = [
+            num_feat,
+            num_feat,
+            num_feat * 2,
+            num_feat * 2,
+            num_feat * 4,
+            num_feat * 4,
+            num_feat * 8,
+            num_feat * 8,
+        ]
         layers: list[nn.Module] = []
         in_ch = num_in_ch
         for i, out_ch in enumerate(widths):

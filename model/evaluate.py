@@ -24,6 +24,7 @@ def _pil_resize(resample: Image.Resampling) -> Method:
     def upscale(lr: np.ndarray, scale: int) -> np.ndarray:
         img = Image.fromarray(lr)
         return np.asarray(img.resize((img.width * scale, img.height * scale), resample))
+
     return upscale
 
 
@@ -75,8 +76,9 @@ def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> Score:
     """PSNR/SSIM on Y with a `scale`-pixel border crop; a gray HR is compared with the gray of `sr`."""
     if hr.ndim == 2:
         sr = to_gray(sr)
-    return Score(psnr=psnr_y(sr, hr, scale), ssim=ssim_y(sr, hr, scale),
-                 gradient_ratio=gradient_ratio(sr, hr, scale))
+    return Score(
+        psnr=psnr_y(sr, hr, scale), ssim=ssim_y(sr, hr, scale), gradient_ratio=gradient_ratio(sr, hr, scale)
+    )
 
 
 def evaluate_method(method: Method, folder: str | Path, scale: int, name: str) -> EvalResult:
@@ -85,10 +87,15 @@ def evaluate_method(method: Method, folder: str | Path, scale: int, name: str) -
     for path in list_images(folder):
         hr = load_eval_image(path, scale)
         scores.append(score(method(make_lr(hr, scale), scale), hr, scale))
-    return EvalResult(dataset=Path(folder).name, method=name, scale=scale, n_images=len(scores),
-                      psnr=float(np.mean([s.psnr for s in scores])),
-                      ssim=float(np.mean([s.ssim for s in scores])),
-                      gradient_ratio=float(np.mean([s.gradient_ratio for s in scores])))
+    return EvalResult(
+        dataset=Path(folder).name,
+        method=name,
+        scale=scale,
+        n_images=len(scores),
+        psnr=float(np.mean([s.psnr for s in scores])),
+        ssim=float(np.mean([s.ssim for s in scores])),
+        gradient_ratio=float(np.mean([s.gradient_ratio for s in scores])),
+    )
 
 
 def generator_method(model: Generator) -> Method:
@@ -104,6 +111,8 @@ def generator_method(model: Generator) -> Method:
     return upscale
 
 
-def evaluate_generator(model: Generator, folder: str | Path, scale: int, name: str = "generator") -> EvalResult:
+def evaluate_generator(
+    model: Generator, folder: str | Path, scale: int, name: str = "generator"
+) -> EvalResult:
     """Evaluate a generator as it is (the caller puts it in eval mode)."""
     return evaluate_method(generator_method(model), folder, scale, name)

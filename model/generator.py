@@ -87,7 +87,7 @@ class Generator(nn.Module):
             raise RuntimeError("fold_batchnorm() needs eval mode: call .eval() first")
         for block in self.body:
             assert isinstance(block, ResidualBlock)
-            if isinstance(block.bn1, nn.BatchNorm2d):
+            if isinstance(block.bn1, nn.BatchNorm2d) and isinstance(block.bn2, nn.BatchNorm2d):
                 block.conv1 = fuse_conv_bn_eval(block.conv1, block.bn1)
                 block.conv2 = fuse_conv_bn_eval(block.conv2, block.bn2)
                 block.bn1, block.bn2 = nn.Identity(), nn.Identity()

@@ -17,9 +17,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     """Keys cubic convolution kernel, a = -0.5."""
     absx = np.abs(x)
     absx2, absx3 = absx**2, absx**3
-    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (
-        -0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2
-    ) * ((absx > 1) & (absx <= 2))
+    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (-0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2) * (
+        (absx > 1) & (absx <= 2)
+    )
 
 
 @lru_cache(maxsize=64)

@@ -33,7 +33,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto` is float16 on CUDA (tensor cores, and SR outputs are quantised to 8 bits anyway), float32 on CPU."""
+    """`auto`: float16 on CUDA (tensor cores; outputs are quantised to 8 bits anyway), float32 on the CPU."""
     if name == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     if name not in DTYPES:
@@ -56,19 +56,32 @@ class Upscaler:
     fixed_batch: int | None = None
 
     @classmethod
-    def from_module(cls, name: str, model: Generator, device: torch.device, dtype: torch.dtype,
-                    info: WeightsInfo | None = None) -> Upscaler:
+    def from_module(
+        cls,
+        name: str,
+        model: Generator,
+        device: torch.device,
+        dtype: torch.dtype,
+        info: WeightsInfo | None = None,
+    ) -> Upscaler:
         model = model.eval().fold_batchnorm().to(device=device, dtype=dtype)
         if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return cls(name=name, model=model, info=info, device=device, dtype=dtype)
 
     @classmethod
     def from_file(cls, name: str, path: str | Path, device: torch.device, dtype: torch.dtype) -> Upscaler:
         model, info = load_generator(path)
         upscaler = cls.from_module(name, model, device, dtype, info)
-        logger.info("loaded %s from %s: %d parameters, x%d, %s %s", name, path, upscaler.parameters,
-                    upscaler.scale, device, str(dtype).removeprefix("torch."))
+        logger.info(
+            "loaded %s from %s: %d parameters, x%d, %s %s",
+            name,
+            path,
+            upscaler.parameters,
+            upscaler.scale,
+            device,
+            str(dtype).removeprefix("torch."),
+        )
         return upscaler
 
     @property

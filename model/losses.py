@@ -21,8 +21,28 @@ from torch import nn
 from model.discriminator import Discriminator
 
 # VGG19 "features" up to relu5_4: numbers are conv widths, "M" max-pooling (torchvision's layout).
-_VGG19_LAYOUT: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-                                  512, 512, 512, 512, "M", 512, 512, 512, 512]
+_VGG19_LAYOUT: list[int | str] = [
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+]
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -33,6 +53,9 @@ class VGG19Features(nn.Module):
     Args:
         weights_path: torchvision `vgg19` state dict (.pth) or safetensors with `features.N.*` keys.
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, weights_path: str | Path) -> None:
         super().__init__()
@@ -53,8 +76,11 @@ class VGG19Features(nn.Module):
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        own = {k: v for k, v in state.items() if k.startswith("features.") and
-               int(k.split(".")[1]) < len(self.features)}
+        own = {
+            k: v
+            for k, v in state.items()
+            if k.startswith("features.") and int(k.split(".")[1]) < len(self.features)
+        }
         self.load_state_dict(own)
         self.requires_grad_(False).eval()
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))

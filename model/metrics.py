@@ -70,6 +70,7 @@ def gradient_ratio(sr: np.ndarray, hr: np.ndarray, crop_border: int) -> float:
 
     A crude measure of restored texture: interpolation and PSNR-trained networks score well below 1.
     """
+
     def mean_grad(img: np.ndarray) -> float:
         y = _crop(rgb_to_y(img), crop_border)
         gy, gx = np.diff(y, axis=0)[:, :-1], np.diff(y, axis=1)[:-1, :]

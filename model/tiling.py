@@ -90,13 +90,16 @@ class TileGrid:
         widths = ((self.pad, self.pad + extra_y), (self.pad, self.pad + extra_x), (0, 0))
         # 'symmetric' mirrors including the edge pixel, so it is defined for a 1-pixel image, where
         # 'reflect' is not; numpy repeats the mirroring when the pad is wider than the image.
-        mode = "reflect" if min(self.height, self.width) > 1 else "symmetric"
-        return np.pad(image, widths[: image.ndim], mode=mode)
+        if min(self.height, self.width) > 1:
+            return np.pad(image, widths[: image.ndim], mode="reflect")
+        return np.pad(image, widths[: image.ndim], mode="symmetric")
 
     def window_of(self, padded: np.ndarray, tile: Tile) -> np.ndarray:
         """The fixed-size window of `tile` in the padded image (a view, no copy)."""
-        return padded[tile.input_start_y : tile.input_start_y + self.window,
-                      tile.input_start_x : tile.input_start_x + self.window]
+        return padded[
+            tile.input_start_y : tile.input_start_y + self.window,
+            tile.input_start_x : tile.input_start_x + self.window,
+        ]
 
     def paste(self, output: np.ndarray, tile: Tile, upscaled_window: np.ndarray, scale: int) -> None:
         """Copy the core of an upscaled window into its place in the output image."""
@@ -108,8 +111,16 @@ class TileGrid:
         )
 
 
-def upscale_tiled(image: np.ndarray, upscale_windows: WindowFn, *, scale: int, tile: int, pad: int,
-                  batch_size: int = 4, progress: Callable[[int], None] | None = None) -> np.ndarray:
+def upscale_tiled(
+    image: np.ndarray,
+    upscale_windows: WindowFn,
+    *,
+    scale: int,
+    tile: int,
+    pad: int,
+    batch_size: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Upscale an H x W x 3 image window by window; memory on the device is bounded by one batch.
 
     `progress`, if given, is called with the number of tiles done after each batch.

@@ -74,8 +74,13 @@ class TrainConfig:
 
     @property
     def arch(self) -> dict[str, int]:
-        return {"num_in_ch": 3, "num_out_ch": 3, "num_feat": self.num_feat, "num_block": self.num_block,
-                "upscale": self.scale}
+        return {
+            "num_in_ch": 3,
+            "num_out_ch": 3,
+            "num_feat": self.num_feat,
+            "num_block": self.num_block,
+            "upscale": self.scale,
+        }
 
 
 def _to_tensor(batch: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -96,17 +101,23 @@ class Trainer:
             # The stored config wins, except the length of the run, which a resume may extend.
             config = dataclasses.replace(saved, iterations=config.iterations)
         self.config = config
-        self.device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
-                                   else "cpu" if config.device == "auto" else config.device)
+        self.device = torch.device(
+            "cuda"
+            if config.device == "auto" and torch.cuda.is_available()
+            else "cpu"
+            if config.device == "auto"
+            else config.device
+        )
         torch.manual_seed(config.seed)
-        self.generator = Generator(**config.arch).to(self.device, memory_format=torch.channels_last)
+        self.generator = Generator(**config.arch).to(self.device)
+        self.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=(0.9, 0.999))
         self.discriminator: Discriminator | None = None
         self.d_opt: torch.optim.Optimizer | None = None
         self.vgg: VGG19Features | None = None
         if config.stage == "srgan":
-            self.discriminator = Discriminator(input_size=config.patch_size).to(
-                self.device, memory_format=torch.channels_last)
+            self.discriminator = Discriminator(input_size=config.patch_size).to(self.device)
+            self.discriminator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=(0.9, 0.999))
             if config.content_loss == "vgg19":
                 assert config.vgg_weights is not None
@@ -131,8 +142,12 @@ class Trainer:
         self.elapsed_s = float(state["elapsed_s"])
         self.best_val_psnr = state.get("best_val_psnr")
         torch.set_rng_state(state["torch_rng"])
-        logger.info("resumed %s at iteration %d (%.1f h trained)", self.checkpoint_path, self.iteration,
-                    self.elapsed_s / 3600)
+        logger.info(
+            "resumed %s at iteration %d (%.1f h trained)",
+            self.checkpoint_path,
+            self.iteration,
+            self.elapsed_s / 3600,
+        )
 
     def _lr_at(self, iteration: int) -> float:
         c = self.config
@@ -172,13 +187,18 @@ class Trainer:
         # Discriminator: real patches against the (detached) generated ones.
         self.discriminator.requires_grad_(True)
         with autocast:
-            d_loss = F.binary_cross_entropy_with_logits(self.discriminator(hr_img).float(), ones) + \
-                F.binary_cross_entropy_with_logits(self.discriminator(sr.detach()).float(), zeros)
+            d_loss = F.binary_cross_entropy_with_logits(
+                self.discriminator(hr_img).float(), ones
+            ) + F.binary_cross_entropy_with_logits(self.discriminator(sr.detach()).float(), zeros)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
-        return {"pixel": pixel.item(), "content": content.item(), "adv": adversarial.item(),
-                "d": d_loss.item()}
+        return {
+            "pixel": pixel.item(),
+            "content": content.item(),
+            "adv": adversarial.item(),
+            "d": d_loss.item(),
+        }
 
     def run(self) -> None:
         c = self.config
@@ -205,8 +225,15 @@ class Trainer:
             self.elapsed_s = time.perf_counter() - run_start
             if self.iteration % c.log_every == 0:
                 rate = window_iters / (time.perf_counter() - window_start)
-                logger.info("%s it %d/%d %s lr %.2e %.2f it/s", c.stage, self.iteration, c.iterations,
-                            " ".join(f"{k} {v:.4f}" for k, v in losses.items()), lr_now, rate)
+                logger.info(
+                    "%s it %d/%d %s lr %.2e %.2f it/s",
+                    c.stage,
+                    self.iteration,
+                    c.iterations,
+                    " ".join(f"{k} {v:.4f}" for k, v in losses.items()),
+                    lr_now,
+                    rate,
+                )
                 window_start, window_iters = time.perf_counter(), 0
             if c.val_data and (self.iteration % c.val_every == 0 or self.iteration == c.iterations):
                 self._validate()
@@ -219,8 +246,13 @@ class Trainer:
         result = evaluate_generator(self.generator, self.config.val_data, self.config.scale)
         self.generator.train()
         self.best_val_psnr = max(result.psnr, self.best_val_psnr or -math.inf)
-        logger.info("validation %s it %d: PSNR %.3f dB SSIM %.4f", Path(self.config.val_data).name,
-                    self.iteration, result.psnr, result.ssim)
+        logger.info(
+            "validation %s it %d: PSNR %.3f dB SSIM %.4f",
+            Path(self.config.val_data).name,
+            self.iteration,
+            result.psnr,
+            result.ssim,
+        )
 
     def _checkpoint(self) -> None:
         state: dict[str, Any] = {
@@ -238,18 +270,26 @@ class Trainer:
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)
-        save_generator(self.out / "generator.safetensors", self.generator, self.config.arch,
-                       self.summary())
+        save_generator(self.out / "generator.safetensors", self.generator, self.config.arch, self.summary())
         logger.info("checkpoint at iteration %d -> %s", self.iteration, self.checkpoint_path)
 
     def summary(self) -> dict[str, Any]:
         """What goes into the exported weights' metadata."""
         c = self.config
-        hardware = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else \
-            f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-        return {"stage": c.stage, "iterations": self.iteration, "batch_size": c.batch_size,
-                "patch_size": c.patch_size, "data": [Path(d).name for d in c.data],
-                "pixel_loss": c.pixel_loss,
-                "content_loss": c.content_loss if c.stage == "srgan" else None,
-                "wall_time_h": round(self.elapsed_s / 3600, 3), "hardware": hardware,
-                "best_val_psnr": self.best_val_psnr}
+        hardware = (
+            torch.cuda.get_device_name(self.device)
+            if self.device.type == "cuda"
+            else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        )
+        return {
+            "stage": c.stage,
+            "iterations": self.iteration,
+            "batch_size": c.batch_size,
+            "patch_size": c.patch_size,
+            "data": [Path(d).name for d in c.data],
+            "pixel_loss": c.pixel_loss,
+            "content_loss": c.content_loss if c.stage == "srgan" else None,
+            "wall_time_h": round(self.elapsed_s / 3600, 3),
+            "hardware": hardware,
+            "best_val_psnr": self.best_val_psnr,
+        }

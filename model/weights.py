@@ -42,8 +42,9 @@ class WeightsInfo:
         return self.arch["upscale"]
 
 
-def save_generator(path: str | Path, model: Generator, arch: dict[str, int],
-                   training: dict[str, Any] | None = None) -> None:
+def save_generator(
+    path: str | Path, model: Generator, arch: dict[str, int], training: dict[str, Any] | None = None
+) -> None:
     """Write the generator's state (BN unfolded, float32) with its architecture in the metadata.
 
     Written to a temporary name and renamed, so a crash never leaves a half-written file.
@@ -62,6 +63,7 @@ def save_generator(path: str | Path, model: Generator, arch: dict[str, int],
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    tmp.chmod(0o644)  # weights are baked into images that run as another user
     tmp.replace(path)
 
 
@@ -99,11 +101,18 @@ def load_generator(path: str | Path) -> tuple[Generator, WeightsInfo]:
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise WeightsError(f"{info.path}: keys do not match the architecture "
-                           f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-    wrong = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if tensors[k].shape != v.shape]
+        raise WeightsError(
+            f"{info.path}: keys do not match the architecture "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    wrong = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if tensors[k].shape != v.shape
+    ]
     if wrong:
-        raise WeightsError(f"{info.path}: tensor shapes do not match the architecture: {'; '.join(wrong[:3])}")
+        raise WeightsError(
+            f"{info.path}: tensor shapes do not match the architecture: {'; '.join(wrong[:3])}"
+        )
     model.load_state_dict(tensors)
     return model.eval(), info

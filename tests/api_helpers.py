@@ -17,7 +17,13 @@ from app.metrics import Metrics
 from app.settings import Settings
 
 # Small tiles keep the tiny models fast while still giving multi-tile images and mixed batches.
-TEST_SETTINGS: dict[str, Any] = {"device": "cpu", "tile": 16, "tile_pad": 4, "max_batch": 4, "max_wait_ms": 2.0}
+TEST_SETTINGS: dict[str, Any] = {
+    "device": "cpu",
+    "tile": 16,
+    "tile_pad": 4,
+    "max_batch": 4,
+    "max_wait_ms": 2.0,
+}
 
 
 @asynccontextmanager

@@ -31,8 +31,12 @@ def tiny_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder laid out like model/weights/, holding two different tiny generators."""
     folder = tmp_path_factory.mktemp("weights")
     for seed, name in enumerate(("srresnet", "srgan")):
-        save_generator(folder / f"{name}_x4.safetensors", tiny_generator(seed), TINY_ARCH,
-                       {"stage": name, "note": "random weights for tests"})
+        save_generator(
+            folder / f"{name}_x4.safetensors",
+            tiny_generator(seed),
+            TINY_ARCH,
+            {"stage": name, "note": "random weights for tests"},
+        )
     return folder
 
 

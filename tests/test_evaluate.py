@@ -23,13 +23,16 @@ def test_bicubic_x4_reproduces_the_literature(dataset: str, expected: float) -> 
     assert result.psnr == pytest.approx(expected, abs=0.05)
 
 
-def test_eval_cli_prints_the_spec_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                       tiny_weights_dir: Path) -> None:
+def test_eval_cli_prints_the_spec_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_weights_dir: Path
+) -> None:
     for i in range(2):
         Image.fromarray(natural_like_image(48, 40 + 4 * i, seed=i)).save(tmp_path / f"img{i}.png")
     weights = tiny_weights_dir / "srgan_x4.safetensors"
-    assert main(["eval", "--data", str(tmp_path), "--method", "bicubic", "--method", str(weights),
-                 "--json"]) == 0
+    assert (
+        main(["eval", "--data", str(tmp_path), "--method", "bicubic", "--method", str(weights), "--json"])
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert [r["method"] for r in rows] == ["bicubic", str(weights)]
     for row in rows:

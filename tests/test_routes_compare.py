@@ -45,7 +45,11 @@ async def test_image_output_is_one_labelled_mosaic(tiny_weights_dir: Path) -> No
 
 async def test_too_small_and_bad_output(tiny_weights_dir: Path) -> None:
     async with running_client(tiny_weights_dir) as client:
-        assert_error(await client.post("/compare", **upload(png_bytes(natural_like_image(19, 40)))),
-                     422, "too_small")
-        assert_error(await client.post("/compare?output=pdf", **upload(png_bytes(natural_like_image(20, 20)))),
-                     422, "invalid_parameter")
+        assert_error(
+            await client.post("/compare", **upload(png_bytes(natural_like_image(19, 40)))), 422, "too_small"
+        )
+        assert_error(
+            await client.post("/compare?output=pdf", **upload(png_bytes(natural_like_image(20, 20)))),
+            422,
+            "invalid_parameter",
+        )

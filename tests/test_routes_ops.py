@@ -1,12 +1,12 @@
 from pathlib import Path
 
+import httpx
+
 from app.main import create_app
 from app.metrics import Metrics
 from app.settings import Settings
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
 from tests.conftest import natural_like_image
-
-import httpx
 
 
 async def test_health_ready_models_and_docs(tiny_weights_dir: Path) -> None:
@@ -35,8 +35,12 @@ async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights
     assert 'srgan_rejected_total{reason="bad_image"} 1.0' in text
     assert "srgan_model_ready 1.0" in text
     assert 'srgan_batch_size_tiles_count{model="srgan"}' in text
-    for name in ("srgan_request_duration_seconds_bucket", "srgan_queue_depth_tiles", "srgan_queue_wait_seconds",
-                 "srgan_batch_duration_seconds_bucket"):
+    for name in (
+        "srgan_request_duration_seconds_bucket",
+        "srgan_queue_depth_tiles",
+        "srgan_queue_wait_seconds",
+        "srgan_batch_duration_seconds_bucket",
+    ):
         assert name in text
 
 

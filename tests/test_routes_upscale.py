@@ -13,7 +13,9 @@ from tests.conftest import natural_like_image
 
 def direct(weights_dir: Path, name: str, image: np.ndarray) -> np.ndarray:
     """What the service must return: the shipped tiler run directly on the same weights."""
-    upscaler = Upscaler.from_file(name, weights_dir / f"{name}_x4.safetensors", torch.device("cpu"), torch.float32)
+    upscaler = Upscaler.from_file(
+        name, weights_dir / f"{name}_x4.safetensors", torch.device("cpu"), torch.float32
+    )
     return upscale_tiled(image, upscaler, scale=4, tile=TEST_SETTINGS["tile"], pad=TEST_SETTINGS["tile_pad"])
 
 
@@ -30,14 +32,19 @@ async def test_png_in_png_out_equals_direct_tiled_inference(tiny_weights_dir: Pa
     np.testing.assert_array_equal(decode(response.content), direct(tiny_weights_dir, "srgan", image))
 
 
-async def test_many_concurrent_mixed_sizes_equal_direct_inference_byte_for_byte(tiny_weights_dir: Path) -> None:
+async def test_many_concurrent_mixed_sizes_equal_direct_inference_byte_for_byte(
+    tiny_weights_dir: Path,
+) -> None:
     sizes = [(1, 1), (7, 13), (40, 33), (16, 16), (50, 9), (23, 61), (3, 2), (33, 40)]
     images = [natural_like_image(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
     models = ["srgan", "srresnet"] * (len(images) // 2)
     async with running_client(tiny_weights_dir) as client:
-        responses = await asyncio.gather(*(
-            client.post(f"/upscale?model={m}", **upload(png_bytes(img))) for img, m in zip(images, models, strict=True)
-        ))
+        responses = await asyncio.gather(
+            *(
+                client.post(f"/upscale?model={m}", **upload(png_bytes(img)))
+                for img, m in zip(images, models, strict=True)
+            )
+        )
     for image, model, response in zip(images, models, responses, strict=True):
         assert response.status_code == 200, response.text
         assert response.headers["x-model"] == model
@@ -47,7 +54,9 @@ async def test_many_concurrent_mixed_sizes_equal_direct_inference_byte_for_byte(
 @pytest.mark.parametrize(("fmt", "media_type"), [("jpeg", "image/jpeg"), ("webp", "image/webp")])
 async def test_lossy_formats_with_quality(tiny_weights_dir: Path, fmt: str, media_type: str) -> None:
     async with running_client(tiny_weights_dir) as client:
-        response = await client.post(f"/upscale?format={fmt}&quality=40", **upload(png_bytes(natural_like_image(8, 8))))
+        response = await client.post(
+            f"/upscale?format={fmt}&quality=40", **upload(png_bytes(natural_like_image(8, 8)))
+        )
     assert response.status_code == 200
     assert response.headers["content-type"] == media_type
     assert decode(response.content).shape[:2] == (32, 32)
@@ -74,13 +83,21 @@ async def test_bad_bodies(tiny_weights_dir: Path) -> None:
     image = png_bytes(natural_like_image(8, 8))
     async with running_client(tiny_weights_dir) as client:
         assert_error(await client.post("/upscale", **upload(image, field="file")), 422, "invalid_parameter")
-        assert_error(await client.post("/upscale", content=image, headers={"content-type": "image/png"}),
-                     415, "unsupported_format")
+        assert_error(
+            await client.post("/upscale", content=image, headers={"content-type": "image/png"}),
+            415,
+            "unsupported_format",
+        )
         assert_error(await client.post("/upscale", **upload(b"")), 400, "bad_image")
-        assert_error(await client.post("/upscale", **upload(np.random.default_rng(0).bytes(3000))), 400, "bad_image")
+        assert_error(
+            await client.post("/upscale", **upload(np.random.default_rng(0).bytes(3000))), 400, "bad_image"
+        )
         assert_error(await client.post("/upscale", **upload(image[: len(image) // 2])), 400, "bad_image")
-        assert_error(await client.post("/upscale", **upload(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>")),
-                     415, "unsupported_format")
+        assert_error(
+            await client.post("/upscale", **upload(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>")),
+            415,
+            "unsupported_format",
+        )
         assert (await client.get("/healthz")).status_code == 200
 
 
@@ -88,20 +105,28 @@ async def test_limits_are_413(tiny_weights_dir: Path) -> None:
     async with running_client(tiny_weights_dir, max_upload_bytes=2048, max_input_pixels=100) as client:
         big = png_bytes(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
         assert_error(await client.post("/upscale", **upload(big)), 413, "too_large")
-        assert_error(await client.post("/upscale", **upload(png_bytes(natural_like_image(11, 10)))),
-                     413, "too_large")
-        assert (await client.post("/upscale", **upload(png_bytes(natural_like_image(10, 10))))).status_code == 200
+        assert_error(
+            await client.post("/upscale", **upload(png_bytes(natural_like_image(11, 10)))), 413, "too_large"
+        )
+        assert (
+            await client.post("/upscale", **upload(png_bytes(natural_like_image(10, 10))))
+        ).status_code == 200
 
 
 async def test_api_keys(tiny_weights_dir: Path) -> None:
     image = png_bytes(natural_like_image(8, 8))
     async with running_client(tiny_weights_dir, api_keys="alpha, beta") as client:
         assert_error(await client.post("/upscale", **upload(image)), 401, "unauthorized")
-        assert_error(await client.post("/upscale", **upload(image), headers={"authorization": "Bearer nope"}),
-                     401, "unauthorized")
+        assert_error(
+            await client.post("/upscale", **upload(image), headers={"authorization": "Bearer nope"}),
+            401,
+            "unauthorized",
+        )
         ok = await client.post("/upscale", **upload(image), headers={"authorization": "Bearer beta"})
         assert ok.status_code == 200
-        assert (await client.post("/upscale", **upload(image), headers={"x-api-key": "alpha"})).status_code == 200
+        assert (
+            await client.post("/upscale", **upload(image), headers={"x-api-key": "alpha"})
+        ).status_code == 200
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
 
@@ -110,7 +135,9 @@ async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> Non
     async with running_client(tiny_weights_dir, max_queue_tiles=4) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
         # An empty queue admits even a request over the bound (it could never run otherwise) ...
-        first = asyncio.ensure_future(client.post("/upscale", **upload(png_bytes(natural_like_image(96, 96)))))
+        first = asyncio.ensure_future(
+            client.post("/upscale", **upload(png_bytes(natural_like_image(96, 96))))
+        )
         while engine.queue_depth_tiles == 0:
             await asyncio.sleep(0.005)
         # ... but while its 36 tiles are queued, the next request is refused at once.

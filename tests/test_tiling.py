@@ -66,7 +66,7 @@ def _natural_image() -> np.ndarray:
 
 
 def test_tiled_output_matches_whole_image_inference_with_the_shipped_weights() -> None:
-    """At the default tile and pad, stitching must be invisible: PSNR >= 45 dB against whole-image inference."""
+    """At the default tile and pad, stitching is invisible: PSNR >= 45 dB against whole-image inference."""
     if not SHIPPED.exists():
         pytest.fail(f"{SHIPPED} is missing: the shipped weights are part of the product")
     model, _ = load_generator(SHIPPED)

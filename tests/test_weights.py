@@ -55,7 +55,7 @@ def test_missing_keys(tmp_path: Path) -> None:
     state = tiny_generator(0).state_dict()
     del state["conv_last.weight"]
     _rewrite(tmp_path / "w.safetensors", state, TINY_ARCH)
-    with pytest.raises(WeightsError, match="missing.*conv_last.weight"):
+    with pytest.raises(WeightsError, match=r"missing.*conv_last\.weight"):
         load_generator(tmp_path / "w.safetensors")
 
 

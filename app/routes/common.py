@@ -24,8 +24,9 @@ IMAGE_UPLOAD_OPENAPI: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary",
-                                             "description": "PNG, JPEG or WebP"}},
+                    "properties": {
+                        "image": {"type": "string", "format": "binary", "description": "PNG, JPEG or WebP"}
+                    },
                 }
             }
         },
@@ -37,8 +38,10 @@ async def read_image_field(request: Request) -> bytes:
     """The bytes of the multipart field `image`; 415 for another body type, 422 without the field."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
-        raise UnsupportedFormat("send the image as multipart/form-data in the field 'image' "
-                                f"(got Content-Type {content_type or 'none'!r})")
+        raise UnsupportedFormat(
+            "send the image as multipart/form-data in the field 'image' "
+            f"(got Content-Type {content_type or 'none'!r})"
+        )
     try:
         form = await request.form(max_files=1, max_fields=16)
     except HTTPException as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -20,15 +20,21 @@ router = APIRouter()
 @router.post(
     "/compare",
     openapi_extra=IMAGE_UPLOAD_OPENAPI,
-    responses={200: {"content": {"application/json": {}, "image/png": {}},
-                     "description": "scores and images per method, or the labelled mosaic"}},
+    responses={
+        200: {
+            "content": {"application/json": {}, "image/png": {}},
+            "description": "scores and images per method, or the labelled mosaic",
+        }
+    },
     summary="Compare nearest, bilinear, bicubic, SRResNet and SRGAN against the uploaded original",
 )
 async def compare_methods(
     request: Request,
     service: ServiceDep,
     _: AuthDep,
-    output: Annotated[Literal["json", "image"], Query(description="JSON with data URIs, or one PNG")] = "json",
+    output: Annotated[
+        Literal["json", "image"], Query(description="JSON with data URIs, or one PNG")
+    ] = "json",
 ) -> Any:
     deadline = service.deadline()
     engine = service.require_ready()
@@ -39,17 +45,21 @@ async def compare_methods(
     request_id = request_id_var.get()
 
     async def restore_all() -> dict[str, Any]:
-        jobs = [asyncio.ensure_future(job) for job in (
-            asyncio.to_thread(compare.interpolate_all, lr),
-            engine.upscale("srresnet", lr, deadline=deadline, request_id=request_id),
-            engine.upscale("srgan", lr, deadline=deadline, request_id=request_id),
-        )]
+        jobs = [
+            asyncio.ensure_future(job)
+            for job in (
+                asyncio.to_thread(compare.interpolate_all, lr),
+                engine.upscale("srresnet", lr, deadline=deadline, request_id=request_id),
+                engine.upscale("srgan", lr, deadline=deadline, request_id=request_id),
+            )
+        ]
         try:
-            interpolated, srresnet, srgan = await asyncio.gather(*jobs)
+            results = await asyncio.gather(*jobs)
         finally:
             for job in jobs:  # one failed: the others' tiles must not stay queued
                 job.cancel()
-        return {**interpolated, "srresnet": srresnet, "srgan": srgan}
+        interpolated = cast(dict[str, Any], results[0])
+        return {**interpolated, "srresnet": results[1], "srgan": results[2]}
 
     outputs = await unless_disconnected(request, restore_all())
     comparison = await asyncio.to_thread(compare.assemble, hr, lr, outputs)

@@ -18,7 +18,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: 200 once models are loaded and warm, 503 before and while draining")
+@router.get(
+    "/readyz", summary="Readiness: 200 once models are loaded and warm, 503 before and while draining"
+)
 async def readyz(service: ServiceDep) -> JSONResponse:
     if service.ready and not service.draining:
         return JSONResponse({"status": "ready"})

@@ -17,8 +17,6 @@ from app.service import ServiceDep
 router = APIRouter()
 
 
-
-
 @router.post(
     "/upscale",
     openapi_extra=IMAGE_UPLOAD_OPENAPI,
@@ -40,7 +38,8 @@ async def upscale(
     data = await read_image_field(request)
     decoded = await asyncio.to_thread(decode_image, data, max_pixels=service.settings.max_input_pixels)
     sr = await unless_disconnected(
-        request, engine.upscale(model, decoded.rgb, deadline=deadline, request_id=request_id_var.get()))
+        request, engine.upscale(model, decoded.rgb, deadline=deadline, request_id=request_id_var.get())
+    )
 
     def finish() -> tuple[bytes, int, int]:
         result = finish_upscale(decoded, sr, 4)
@@ -49,8 +48,12 @@ async def upscale(
     body, width, height = await asyncio.to_thread(finish)
     service.metrics.pixels.labels("in").inc(decoded.width * decoded.height)
     service.metrics.pixels.labels("out").inc(width * height)
-    return Response(body, media_type=MEDIA_TYPES[format], headers={
-        "X-Model": model,
-        "X-Output-Size": f"{width}x{height}",
-        "X-Processing-Time-Ms": f"{(time.perf_counter() - started) * 1000:.1f}",
-    })
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[format],
+        headers={
+            "X-Model": model,
+            "X-Output-Size": f"{width}x{height}",
+            "X-Processing-Time-Ms": f"{(time.perf_counter() - started) * 1000:.1f}",
+        },
+    )

@@ -1,0 +1,215 @@
+"""The demo page at GET /, driven in a real headless Chromium against a real `srgan serve` with tiny weights.
+
+Needs the `playwright` Python package and a Chromium binary (no browser download: Debian's `chromium`
+package, or the path in SRGAN_TEST_CHROMIUM). A missing one fails the test with the install line: it never skips.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import natural_like_image
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+METHODS = ("nearest", "bilinear", "bicubic", "srresnet", "srgan")
+TIMEOUT_MS = 60_000  # two shared CPUs: the first request also pays for compilation and warm caches
+
+
+def find_chromium() -> str:
+    candidates = [os.environ.get("SRGAN_TEST_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    for path in candidates:
+        if path and Path(path).is_file():
+            return path
+    pytest.fail("no Chromium for the demo-page browser test: install it with `apt-get install -y chromium` "
+                "(Debian/Ubuntu) or point SRGAN_TEST_CHROMIUM at a Chrome/Chromium binary", pytrace=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`srgan serve` on a free port with the tiny weights; yields its base URL once /readyz says 200."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "SRGAN_DEVICE": "cpu", "SRGAN_WEIGHTS_DIR": str(tiny_weights_dir),
+           "SRGAN_API_KEYS": "", "OMP_NUM_THREADS": "1"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
+                                    "--port", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"srgan serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"srgan serve not ready in 90 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the demo-page browser test needs Playwright: `pip install playwright` "
+                    "(no `playwright install`: it drives the system Chromium)", pytrace=False)
+    executable = find_chromium()
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    """A fresh page on the demo; fails the test on any script error or any request that leaves the server."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(f"console error: {msg.text}") if msg.type == "error" else None)
+    page.on("request", lambda req: None if req.url.startswith((server, "data:", "blob:"))
+            else problems.append(f"external request: {req.url}"))
+    page.goto(f"{server}/")
+    page.wait_for_selector("#ready.ok")
+    yield page
+    context.close()
+    expected = [p for p in problems if "status of 400" not in p and "status of 503" not in p and "status of 413" not in p]
+    assert not expected, expected
+
+
+def choose_file(page: Any, name: str, data: bytes, mime: str = "image/png") -> None:
+    page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
+
+
+def test_upscale_shows_a_x4_result_with_a_keyboard_slider_and_a_download(page: Any) -> None:
+    choose_file(page, "scene.png", png_bytes(natural_like_image(40, 48, seed=3)))
+    page.wait_for_function("document.getElementById('file-meta').textContent.includes('192×160')")
+    page.check("input[name=model][value=srresnet]", force=True)
+    page.click("#btn-upscale")
+    page.wait_for_selector("#upscale-result:not([hidden])")
+
+    size = page.eval_on_selector("#after-img", "img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [192, 160]
+    assert page.eval_on_selector("#before-img", "img => img.naturalWidth") == 48
+    assert page.text_content("#after-tag") == "SRResNet ×4"
+    assert "192×160" in page.text_content("#ur-meta")
+    download = page.locator("#download")
+    assert download.get_attribute("href").startswith("blob:")
+    assert download.get_attribute("download") == "scene_x4_srresnet.png"
+    assert page.evaluate("document.getElementById('progress-card').hidden")
+
+    handle = page.locator("#handle")
+    handle.focus()
+    page.keyboard.press("ArrowLeft")
+    assert handle.get_attribute("aria-valuenow") == "49"
+    page.keyboard.press("Shift+ArrowRight")
+    assert handle.get_attribute("aria-valuenow") == "59"
+    page.keyboard.press("End")
+    assert handle.get_attribute("aria-valuenow") == "100"
+
+    fit_width = page.eval_on_selector("#after-img", "img => img.getBoundingClientRect().width")
+    page.focus("#ba-stage")
+    page.keyboard.press("+")
+    zoomed = page.eval_on_selector_all(
+        "#ba-stage img", "imgs => imgs.map(i => [i.getBoundingClientRect().width, i.classList.contains('pixelated')])")
+    assert zoomed[0][0] == pytest.approx(zoomed[1][0])
+    assert zoomed[1][0] == pytest.approx(1.5 * fit_width, rel=0.01)
+    assert zoomed[0][1], "the input must be enlarged with nearest neighbour (image-rendering: pixelated)"
+
+
+def test_compare_shows_five_methods_and_the_original_with_scores_and_a_shared_zoom(page: Any) -> None:
+    choose_file(page, "scene.png", png_bytes(natural_like_image(40, 48, seed=4)))
+    page.click("#btn-compare")
+    page.wait_for_selector("#compare-result:not([hidden]) .panel")
+
+    names = page.eval_on_selector_all("#cmp-grid .panel", "panels => panels.map(p => p.dataset.method)")
+    assert names == [*METHODS, "original"]
+    for name in METHODS:
+        panel = page.locator(f'.panel[data-method="{name}"]')
+        psnr = float(panel.locator(".psnr b").text_content())
+        ssim = float(panel.locator(".ssim b").text_content())
+        assert 0 < psnr < 100 and -1 <= ssim <= 1
+        assert panel.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [48, 40]
+    assert page.locator(".badge", has_text="best PSNR").count() >= 1
+
+    box = page.locator('.panel[data-method="srgan"] .viewport').bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.3)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function("document.querySelector('#cmp-grid .viewport').classList.contains('zoomed')")
+    geometry = page.eval_on_selector_all("#cmp-grid .viewport img", """imgs => imgs.map(i =>
+        [i.style.width, i.style.left, i.style.top])""")
+    assert len(geometry) == 6 and all(g == geometry[0] for g in geometry), geometry
+    assert float(geometry[0][0].removesuffix("px")) > box["width"] * 1.5
+
+
+def test_errors_are_explained(page: Any) -> None:
+    choose_file(page, "notes.png", b"these are my notes, not a picture\n" * 20)
+    page.click("#btn-upscale")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not an image" in page.text_content("#error-title")
+    assert "PNG, JPEG or WebP" in page.text_content("#error-message")
+    assert page.get_attribute("#error", "role") == "alert"
+
+    overloaded = json.dumps({"error": {"code": "queue_full", "message": "the queue is full"}})
+    page.route("**/upscale*", lambda route: route.fulfill(
+        status=503, body=overloaded, headers={"Content-Type": "application/json", "Retry-After": "7"}))
+    choose_file(page, "scene.png", png_bytes(natural_like_image(24, 24)))
+    page.click("#btn-upscale")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error-title") == "The service is busy"
+    assert "try again in 7 s" in page.text_content("#error-message")
+    assert page.is_disabled("#retry")
+
+    too_large = json.dumps({"error": {"code": "too_large", "message": "4000x4000 is over 16 megapixels"}})
+    page.unroute("**/upscale*")
+    page.route("**/upscale*", lambda route: route.fulfill(
+        status=413, body=too_large, headers={"Content-Type": "application/json"}))
+    page.click("#btn-upscale")
+    page.wait_for_function("document.getElementById('error-title').textContent === 'The image is too large'")
+    assert "16 megapixels" in page.text_content("#error-detail")

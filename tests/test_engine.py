@@ -1,0 +1,436 @@
+"""The micro-batching engine, driven by a fake model that records every batch, and by a tiny real generator.
+
+Fake images carry their request's id in the blue channel (constant, so every window of the image
+shows it) and noise in red and green (so stitching is checked pixel for pixel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+import torch
+
+from app.engine import Engine
+from app.errors import DeadlineExceeded, NotReady, Overloaded
+from app.metrics import Metrics
+from model.inference import Upscaler
+from model.tiling import upscale_tiled
+from tests.conftest import tiny_generator
+
+SCALE = 4
+ModelFn = Callable[[np.ndarray], np.ndarray]
+
+
+class FakeModel:
+    """Nearest-neighbour x4. Hold it with `gate.clear()`; every call is recorded in `calls` (shareable)."""
+
+    def __init__(self, name: str = "srgan", *, seconds_per_tile: float = 0.0, fail_on: int | None = None,
+                 oom_above: int | None = None, oom_error: type[BaseException] = torch.cuda.OutOfMemoryError,
+                 calls: list[tuple[str, list[int]]] | None = None) -> None:
+        self.name, self.seconds_per_tile, self.fail_on = name, seconds_per_tile, fail_on
+        self.oom_above, self.oom_error = oom_above, oom_error
+        self.calls = calls if calls is not None else []
+        self.attempts: list[list[int]] = []  # every call, including those that raised
+        self.batches: list[list[int]] = []  # the calls that succeeded
+        self.started_at: list[float] = []
+        self.gate, self.entered = threading.Event(), threading.Event()
+        self.gate.set()
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        ids = [int(w[0, 0, 2]) for w in windows]
+        self.started_at.append(time.monotonic())
+        self.attempts.append(ids)
+        self.entered.set()
+        self.gate.wait(timeout=10)
+        time.sleep(self.seconds_per_tile * len(windows))
+        if self.oom_above is not None and len(windows) > self.oom_above:
+            raise self.oom_error("fake: out of memory")
+        if self.fail_on in ids:
+            raise ValueError(f"fake: cannot process tile of request {self.fail_on}")
+        self.batches.append(ids)
+        self.calls.append((self.name, ids))
+        return windows.repeat(SCALE, axis=1).repeat(SCALE, axis=2)
+
+
+def tagged(request: int, height: int, width: int, dtype: npt.DTypeLike = np.uint8) -> np.ndarray:
+    image = np.random.default_rng(request).integers(0, 250, (height, width, 3)).astype(dtype)
+    image[..., 2] = request
+    return image
+
+
+def nearest(image: np.ndarray) -> np.ndarray:
+    return image.repeat(SCALE, axis=0).repeat(SCALE, axis=1)
+
+
+def far() -> float:
+    return time.monotonic() + 30
+
+
+def submit(engine: Engine, image: np.ndarray, *, model: str = "srgan", deadline: float | None = None,
+           request_id: str = "-") -> asyncio.Task[np.ndarray]:
+    return asyncio.create_task(engine.upscale(model, image, deadline=deadline if deadline else far(),
+                                              request_id=request_id))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    stop = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < stop, "condition not reached in time"
+        await asyncio.sleep(0.002)
+
+
+EngineFactory = Callable[..., Awaitable[Engine]]
+
+
+@pytest.fixture
+async def engine_factory() -> AsyncIterator[EngineFactory]:
+    """Started engines with small test defaults (tile 4, pad 1, batch 4); all stopped afterwards."""
+    started: list[tuple[Engine, Mapping[str, ModelFn]]] = []
+
+    async def factory(models: Mapping[str, ModelFn], **overrides: Any) -> Engine:
+        options: dict[str, Any] = {"scale": SCALE, "tile": 4, "pad": 1, "max_batch": 4, "max_wait_s": 0.002,
+                                   "max_queue_tiles": 1000, "metrics": Metrics()} | overrides
+        engine = Engine(models, **options)
+        await engine.start()
+        started.append((engine, models))
+        return engine
+
+    yield factory
+    for engine, models in started:
+        for fn in models.values():
+            if isinstance(fn, FakeModel):
+                fn.gate.set()
+        await engine.stop(drain_timeout_s=0)
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("scale", 0), ("tile", 0), ("pad", -1), ("max_batch", 0), ("max_wait_s", -0.1), ("max_queue_tiles", 0)])
+def test_bad_parameters_are_refused_by_name(option: str, value: float) -> None:
+    options: dict[str, Any] = {"scale": 4, "tile": 4, "pad": 1, "max_batch": 4, "max_wait_s": 0.0,
+                               "max_queue_tiles": 10, option: value}
+    with pytest.raises(ValueError, match=option):
+        Engine({"srgan": FakeModel()}, **options)
+
+
+def test_a_model_of_another_scale_is_refused() -> None:
+    upscaler = Upscaler.from_module("srgan", tiny_generator(0), torch.device("cpu"), torch.float32)
+    with pytest.raises(ValueError, match="x4, but scale is 2"):
+        Engine({"srgan": upscaler}, scale=2, tile=4, pad=1, max_batch=1, max_wait_s=0, max_queue_tiles=1)
+
+
+async def test_bad_calls_are_value_errors_and_none_run_before_start(engine_factory: EngineFactory) -> None:
+    idle = Engine({"srgan": FakeModel()}, scale=4, tile=4, pad=1, max_batch=1, max_wait_s=0,
+                  max_queue_tiles=1)
+    with pytest.raises(NotReady):
+        await idle.upscale("srgan", tagged(1, 4, 4), deadline=far())
+    engine = await engine_factory({"srgan": FakeModel()})
+    with pytest.raises(ValueError, match="unknown model 'esrgan'"):
+        await engine.upscale("esrgan", tagged(1, 4, 4), deadline=far())
+    for bad in (np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)):
+        with pytest.raises(ValueError, match="H x W x 3 uint8 or uint16"):
+            await engine.upscale("srgan", bad, deadline=far())
+
+
+async def test_any_mix_of_sizes_and_dtypes_is_stitched_exactly(engine_factory: EngineFactory) -> None:
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model})
+    images = [tagged(i, h, w, dtype) for i, (h, w, dtype) in enumerate([
+        (1, 1, np.uint8), (7, 13, np.uint8), (40, 33, np.uint8), (5, 4, np.uint8),
+        (1, 1, np.uint16), (7, 13, np.uint16), (9, 3, np.uint16)], start=1)]
+    results = await asyncio.gather(*(engine.upscale("srgan", im, deadline=far()) for im in images))
+    for image, result in zip(images, results, strict=True):
+        assert result.dtype == image.dtype
+        np.testing.assert_array_equal(result, nearest(image))
+    wide = {i for i, im in enumerate(images, start=1) if im.dtype == np.uint16}
+    assert all(len({i in wide for i in batch}) == 1 for batch in model.batches), "a batch mixed dtypes"
+    assert max(len(batch) for batch in model.batches) <= 4
+
+
+async def test_batch_is_formed_only_when_the_worker_is_free(engine_factory: EngineFactory) -> None:
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model})
+    model.gate.clear()
+    first = submit(engine, tagged(1, 4, 4))
+    await until(model.entered.is_set)
+    waiting = [submit(engine, tagged(i, 4, 4)) for i in range(2, 7)]
+    await asyncio.sleep(0.1)  # many max_wait_s periods pass while the worker is busy
+    assert len(model.attempts) == 1
+    assert engine.queue_depth_tiles == 5, "tiles were taken from the queue while the worker was busy"
+    model.gate.set()
+    await asyncio.gather(first, *waiting)
+    assert [len(batch) for batch in model.batches] == [1, 4, 1]
+
+
+async def test_a_lone_tile_waits_max_wait_and_a_full_batch_does_not(engine_factory: EngineFactory) -> None:
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model}, max_wait_s=0.15)
+    submitted = time.monotonic()
+    await engine.upscale("srgan", tagged(1, 4, 4), deadline=far())
+    assert 0.14 <= model.started_at[0] - submitted < 1.0
+    await asyncio.gather(*(engine.upscale("srgan", tagged(i, 4, 4), deadline=far()) for i in (2, 3)))
+    assert model.batches[1:] == [[2, 3]]
+    slow = await engine_factory({"srgan": FakeModel()}, max_wait_s=5.0)
+    submitted = time.monotonic()
+    await slow.upscale("srgan", tagged(4, 8, 8), deadline=far())  # 4 tiles: full at once
+    assert time.monotonic() - submitted < 1.0
+
+
+async def test_a_small_request_behind_a_large_one_waits_one_batch(engine_factory: EngineFactory) -> None:
+    model = FakeModel(seconds_per_tile=0.001)
+    engine = await engine_factory({"srgan": model})
+    model.gate.clear()
+    large = submit(engine, tagged(1, 40, 40))  # 100 tiles
+    await until(model.entered.is_set)
+    small = submit(engine, tagged(2, 4, 4))
+    await until(lambda: engine.queue_depth_tiles == 97)
+    model.gate.set()
+    await small
+    assert not large.done()
+    assert 2 in model.batches[1], "the small request's tile was not in the first batch formed after it"
+    np.testing.assert_array_equal(await large, nearest(tagged(1, 40, 40)))
+
+
+async def test_models_take_turns(engine_factory: EngineFactory) -> None:
+    calls: list[tuple[str, list[int]]] = []
+    srgan, srresnet = FakeModel("srgan", calls=calls), FakeModel("srresnet", calls=calls)
+    engine = await engine_factory({"srgan": srgan, "srresnet": srresnet})
+    srgan.gate.clear()
+    large = submit(engine, tagged(1, 40, 40))
+    await until(srgan.entered.is_set)
+    small = submit(engine, tagged(2, 4, 4), model="srresnet")
+    await until(lambda: engine.queue_depth_tiles == 97)
+    srgan.gate.set()
+    await asyncio.gather(large, small)
+    assert calls[1] == ("srresnet", [2])
+
+
+async def test_a_full_queue_refuses_with_retry_after(engine_factory: EngineFactory) -> None:
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model}, max_queue_tiles=10)
+    model.gate.clear()
+    running = [submit(engine, tagged(1, 4, 4))]
+    await until(model.entered.is_set)
+    running.append(submit(engine, tagged(2, 8, 16)))  # 8 tiles
+    await until(lambda: engine.queue_depth_tiles == 8)
+    with pytest.raises(Overloaded) as refused:
+        await engine.upscale("srgan", tagged(3, 8, 8), deadline=far())  # 4 more: 12 > 10
+    assert refused.value.retry_after_s > 0
+    running.append(submit(engine, tagged(4, 4, 8)))  # 2 fit
+    await until(lambda: engine.queue_depth_tiles == 10)
+    with pytest.raises(Overloaded):
+        await engine.upscale("srgan", tagged(5, 12, 16), deadline=far())  # 12 tiles: only into an empty queue
+    model.gate.set()
+    await asyncio.gather(*running)
+    await engine.upscale("srgan", tagged(5, 12, 16), deadline=far())
+    assert engine.throughput_tiles_per_s is not None and engine.throughput_tiles_per_s > 0
+
+
+async def test_a_passed_deadline_fails_the_request_and_drops_its_tiles(engine_factory: EngineFactory) -> None:
+    model, metrics = FakeModel(), Metrics()
+    engine = await engine_factory({"srgan": model}, metrics=metrics)
+    with pytest.raises(DeadlineExceeded):
+        await engine.upscale("srgan", tagged(9, 4, 4), deadline=time.monotonic() - 1)
+    model.gate.clear()
+    first = submit(engine, tagged(1, 4, 4))
+    await until(model.entered.is_set)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        await engine.upscale("srgan", tagged(2, 8, 16), deadline=time.monotonic() + 0.1)
+    assert time.monotonic() - started < 1.0
+    assert engine.queue_depth_tiles == 0
+    assert metrics.registry.get_sample_value("srgan_queue_depth_tiles") == 0
+    model.gate.set()
+    await first
+    assert all(2 not in batch for batch in model.attempts)
+
+
+async def test_a_deadline_the_queue_rules_out_is_refused_at_once(engine_factory: EngineFactory) -> None:
+    model = FakeModel(seconds_per_tile=0.01)
+    engine = await engine_factory({"srgan": model})
+    await engine.upscale("srgan", tagged(1, 8, 8), deadline=far())  # measures about 100 tiles/s
+    assert engine.throughput_tiles_per_s is not None
+    started = time.monotonic()
+    with pytest.raises(Overloaded) as refused:  # 100 tiles need about a second
+        await engine.upscale("srgan", tagged(2, 40, 40), deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - started < 0.1
+    assert refused.value.retry_after_s > 0
+    assert all(2 not in batch for batch in model.attempts)
+    await engine.upscale("srgan", tagged(3, 8, 8), deadline=time.monotonic() + 5)
+
+
+async def test_a_cancelled_request_never_reaches_the_model(engine_factory: EngineFactory) -> None:
+    model, metrics = FakeModel(), Metrics()
+    engine = await engine_factory({"srgan": model}, metrics=metrics)
+    model.gate.clear()
+    first = submit(engine, tagged(1, 4, 4))
+    await until(model.entered.is_set)
+    doomed = submit(engine, tagged(2, 8, 20))  # 10 tiles
+    await until(lambda: metrics.registry.get_sample_value("srgan_queue_depth_tiles") == 10)
+    doomed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert engine.queue_depth_tiles == 0
+    assert metrics.registry.get_sample_value("srgan_queue_depth_tiles") == 0
+    model.gate.set()
+    await first
+    await engine.upscale("srgan", tagged(3, 4, 4), deadline=far())
+    assert all(2 not in batch for batch in model.attempts)
+
+
+async def test_a_failing_batch_fails_only_its_requests(engine_factory: EngineFactory,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    model = FakeModel(fail_on=1)
+    engine = await engine_factory({"srgan": model}, max_batch=1)
+    tasks = [submit(engine, tagged(i, 8, 8), request_id=f"r{i}") for i in (1, 2)]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], ValueError)
+    np.testing.assert_array_equal(results[1], nearest(tagged(2, 8, 8)))
+    assert sum(1 in batch for batch in model.attempts) == 1, "the failed request's other tiles still ran"
+    await engine.upscale("srgan", tagged(3, 4, 4), deadline=far())
+    assert "failing requests r1" in caplog.text
+
+
+async def test_a_model_returning_the_wrong_shape_fails_its_batch(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory({"srgan": lambda windows: windows})
+    with pytest.raises(RuntimeError, match="returned"):
+        await engine.upscale("srgan", tagged(1, 4, 4), deadline=far())
+
+
+@pytest.mark.parametrize("oom_error", [torch.cuda.OutOfMemoryError, MemoryError])
+async def test_out_of_memory_halves_the_batch(engine_factory: EngineFactory, caplog: pytest.LogCaptureFixture,
+                                              oom_error: type[BaseException]) -> None:
+    model = FakeModel(oom_above=2, oom_error=oom_error)
+    engine = await engine_factory({"srgan": model}, max_batch=8, oom_errors=(oom_error,))
+    image = tagged(1, 8, 16)  # 8 tiles
+    np.testing.assert_array_equal(await engine.upscale("srgan", image, deadline=far()), nearest(image))
+    assert [len(a) for a in model.attempts] == [8, 4, 2, 2, 4, 2, 2]
+    assert all(len(batch) <= 2 for batch in model.batches)
+    assert "out of memory on 8 tiles, retrying as 4 + 4" in caplog.text
+    model.oom_above = 0
+    with pytest.raises(oom_error):
+        await engine.upscale("srgan", tagged(2, 4, 4), deadline=far())
+
+
+async def test_an_abandoned_future_is_never_resolved_twice(engine_factory: EngineFactory,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    model = FakeModel(fail_on=3)
+    engine = await engine_factory({"srgan": model}, max_batch=8)
+    for request, deadline in ((1, far()), (2, time.monotonic() + 0.05), (3, far())):
+        model.gate.clear()
+        model.entered.clear()
+        task = submit(engine, tagged(request, 4, 4), deadline=deadline)
+        await until(model.entered.is_set)  # its only tile is on the worker: cancel or time out now
+        if request == 2:
+            with pytest.raises(DeadlineExceeded):
+                await task
+        else:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        model.gate.set()  # the batch then completes (or fails, for 3) for a caller who left
+    np.testing.assert_array_equal(await engine.upscale("srgan", tagged(4, 4, 4), deadline=far()),
+                                  nearest(tagged(4, 4, 4)))
+    gc.collect()
+    await asyncio.sleep(0)
+    assert loop_errors == []
+    assert "InvalidStateError" not in caplog.text
+
+
+async def test_stop_drains_work_in_flight_then_refuses(engine_factory: EngineFactory,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="app.engine")
+    engine = await engine_factory({"srgan": FakeModel(seconds_per_tile=0.005)})
+    images = [tagged(i, 8, 8) for i in range(1, 4)]
+    tasks = [submit(engine, im) for im in images]
+    await until(lambda: engine.queue_depth_tiles > 0)
+    await engine.stop(drain_timeout_s=5)
+    for image, task in zip(images, tasks, strict=True):
+        np.testing.assert_array_equal(task.result(), nearest(image))
+    assert not engine.accepting
+    with pytest.raises(NotReady):
+        await engine.upscale("srgan", images[0], deadline=far())
+    assert "drained 3 requests" in caplog.text
+
+
+async def test_stop_cuts_what_the_drain_timeout_leaves(engine_factory: EngineFactory,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model})
+    model.gate.clear()
+    tasks = [submit(engine, tagged(1, 4, 4), request_id="r1")]
+    await until(model.entered.is_set)
+    tasks.append(submit(engine, tagged(2, 4, 4), request_id="r2"))
+    await until(lambda: engine.queue_depth_tiles == 1)
+    started = time.monotonic()
+    await engine.stop(drain_timeout_s=0.1)
+    assert 0.1 <= time.monotonic() - started < 1.0
+    for task in tasks:
+        with pytest.raises(NotReady):
+            await task
+    assert "cut 2 of 2 requests" in caplog.text
+    model.gate.set()
+
+
+async def test_warmup_runs_one_full_batch_per_model(engine_factory: EngineFactory) -> None:
+    srgan, srresnet = FakeModel("srgan"), FakeModel("srresnet")
+    engine = await engine_factory({"srgan": srgan, "srresnet": srresnet}, max_batch=3)
+    await engine.warmup()
+    assert [len(a) for a in srgan.attempts] == [len(a) for a in srresnet.attempts] == [3]
+
+
+async def test_metrics_count_batches_and_waits(engine_factory: EngineFactory) -> None:
+    metrics = Metrics()
+    engine = await engine_factory({"srgan": FakeModel()}, metrics=metrics)
+    await engine.upscale("srgan", tagged(1, 8, 12), deadline=far())  # 6 tiles: batches of 4 and 2
+    sample = metrics.registry.get_sample_value
+    assert sample("srgan_batch_size_tiles_count", {"model": "srgan"}) == 2
+    assert sample("srgan_batch_size_tiles_sum", {"model": "srgan"}) == 6
+    assert sample("srgan_batch_duration_seconds_count", {"model": "srgan"}) == 2
+    assert sample("srgan_queue_wait_seconds_count") == 6
+
+
+# Setting the oneDNN flags warns, on a CPU build, that TF32 needs an Intel GPU.
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+async def test_real_generators_match_upscale_tiled_byte_for_byte(engine_factory: EngineFactory) -> None:
+    """Concurrent requests of mixed sizes, dtypes and models through tiny real generators.
+
+    CPU convolution results depend on the batch size with the default backends: oneDNN takes another
+    path for a batch of one (float outputs differ by ~1e-7, which flips some uint16 and rare uint8
+    values), and NNPACK is used from a batch of 16. With both off, torch's native convolution computes
+    every sample on its own, so a window's output does not depend on its batch companions, and the
+    engine's batching must reproduce `upscale_tiled` exactly.
+    """
+    upscalers = {name: Upscaler.from_module(name, tiny_generator(seed), torch.device("cpu"), torch.float32)
+                 for seed, name in enumerate(("srresnet", "srgan"))}
+    rng = np.random.default_rng(0)
+    requests = [("srgan", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+                for h, w in ((1, 1), (7, 13), (40, 33), (100, 64))]
+    requests += [("srresnet", rng.integers(0, 65536, (h, w, 3), dtype=np.uint16))
+                 for h, w in ((1, 1), (7, 13))]
+    requests += [("srresnet", rng.integers(0, 256, (40, 33, 3), dtype=np.uint8))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the 2 cores are shared; one thread is several times faster here
+    try:
+        with torch.backends.mkldnn.flags(enabled=False), torch.backends.nnpack.flags(enabled=False):
+            windows = rng.integers(0, 65536, (3, 24, 24, 3), dtype=np.uint16)
+            alone = np.concatenate([upscalers["srgan"](windows[i : i + 1]) for i in range(3)])
+            assert np.array_equal(upscalers["srgan"](windows), alone), "backend is not batch-invariant"
+            engine = await engine_factory(upscalers, tile=16, pad=4, max_batch=4)
+            results = await asyncio.gather(*(engine.upscale(name, image, deadline=far())
+                                             for name, image in requests))
+            for (name, image), result in zip(requests, results, strict=True):
+                expected = upscale_tiled(image, upscalers[name], scale=SCALE, tile=16, pad=4)
+                assert result.dtype == image.dtype
+                np.testing.assert_array_equal(result, expected, err_msg=f"{name} {image.shape} {image.dtype}")
+    finally:
+        torch.set_num_threads(threads)
