@@ -83,7 +83,8 @@ def _register_train(commands: Subparsers) -> None:
         if f.name in ("data", "stage"):
             continue
         value = getattr(defaults, f.name)
-        kind = type(value) if value is not None else str
+        # Field types are strings under postponed annotations, e.g. "float | None".
+        kind = next((t for t in (bool, int, float) if str(f.type).startswith(t.__name__)), str)
         if kind is bool:
             p.add_argument(
                 f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value

@@ -15,6 +15,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ class TrainConfig:
     val_every: int = 500
     checkpoint_every: int = 250  # CPU runs are slow: losing more than a few minutes hurts
     device: str = "auto"
+    time_limit_min: float | None = None  # stop with a checkpoint after this long (lent GPUs are timed)
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
 
     def __post_init__(self) -> None:
@@ -98,8 +100,10 @@ class Trainer:
         if self.checkpoint_path.exists():
             self.state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
             saved = TrainConfig(**self.state["config"])
-            # The stored config wins, except the length of the run, which a resume may extend.
-            config = dataclasses.replace(saved, iterations=config.iterations)
+            # The stored config wins, except the run's length and time limit, which a resume may change.
+            config = dataclasses.replace(
+                saved, iterations=config.iterations, time_limit_min=config.time_limit_min
+            )
         self.config = config
         self.device = torch.device(
             "cuda"
@@ -210,9 +214,27 @@ class Trainer:
         # A different seed per resume, so a resumed run does not replay the batches it already saw.
         batches = prefetch(sampler, c.batch_size, seed=c.seed * 1_000_003 + self.iteration)
         self.generator.train()
-        window_start, window_iters = time.perf_counter(), 0
         run_start = time.perf_counter() - self.elapsed_s
+        stop_at = time.perf_counter() + c.time_limit_min * 60 if c.time_limit_min else math.inf
+        try:
+            self._loop(batches, run_start, stop_at)
+        except KeyboardInterrupt:
+            logger.warning("interrupted at iteration %d: writing a checkpoint", self.iteration)
+            self._checkpoint()
+            raise
+
+    def _loop(
+        self, batches: Iterator[tuple[np.ndarray, np.ndarray]], run_start: float, stop_at: float
+    ) -> None:
+        c = self.config
+        window_start, window_iters = time.perf_counter(), 0
         while self.iteration < c.iterations:
+            if time.perf_counter() > stop_at:
+                logger.info(
+                    "time limit of %.1f min reached at iteration %d", c.time_limit_min, self.iteration
+                )
+                self._checkpoint()
+                return
             lr_np, hr_np = next(batches)
             lr_now = self._lr_at(self.iteration)
             for opt in (self.g_opt, self.d_opt):
