@@ -3,9 +3,9 @@
 Reads the expressions of the Grafana dashboard, the alert rules and the KEDA trigger,
 optionally sends the service a little real traffic first (`--service`), then asks
 Prometheus for each one. Fails when an expression does not evaluate, when it names an
-`srgan_*` series that the service does not export, or when a dashboard panel stays
-empty past `--wait` seconds (panels named with `--allow-empty` excepted). Alert
-expressions may be empty: an alert that is not firing returns nothing.
+`srgan_*` series that the service does not export, or when a dashboard panel or the KEDA
+query stays empty past `--wait` seconds (panels named with `--allow-empty` excepted).
+Alert expressions may be empty: an alert that is not firing returns nothing.
 
 Needs PyYAML, not the project: it talks to the service over HTTP only.
 """
@@ -52,8 +52,13 @@ def dashboard_queries(path: Path, allow_empty: set[str]) -> list[Query]:
             expr = target["expr"]
             for name, value in GRAFANA_VARIABLES.items():
                 expr = expr.replace(name, value)
-            queries.append(Query(f"dashboard: {panel['title']} [{target['refId']}]", expr,
-                                 panel["title"] not in allow_empty))
+            queries.append(
+                Query(
+                    f"dashboard: {panel['title']} [{target['refId']}]",
+                    expr,
+                    panel["title"] not in allow_empty,
+                )
+            )
     return queries
 
 
@@ -62,15 +67,22 @@ def yaml_documents(path: Path) -> list[dict]:
 
 
 def rule_queries(path: Path) -> list[Query]:
-    return [Query(f"rule: {rule.get('alert') or rule.get('record')}", rule["expr"], False)
-            for doc in yaml_documents(path)
-            for group in doc["groups"] for rule in group["rules"]]
+    return [
+        Query(f"rule: {rule.get('alert') or rule.get('record')}", rule["expr"], False)
+        for doc in yaml_documents(path)
+        for group in doc["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def keda_queries(path: Path) -> list[Query]:
-    return [Query(f"keda: {doc['metadata']['name']} trigger {i}", trigger["metadata"]["query"], False)
-            for doc in yaml_documents(path) if doc.get("kind") == "ScaledObject"
-            for i, trigger in enumerate(doc["spec"]["triggers"]) if trigger["type"] == "prometheus"]
+    return [
+        Query(f"keda: {doc['metadata']['name']} trigger {i}", trigger["metadata"]["query"], True)
+        for doc in yaml_documents(path)
+        if doc.get("kind") == "ScaledObject"
+        for i, trigger in enumerate(doc["spec"]["triggers"])
+        if trigger["type"] == "prometheus"
+    ]
 
 
 def sample_png(width: int = 64, height: int = 64) -> bytes:
@@ -85,18 +97,25 @@ def sample_png(width: int = 64, height: int = 64) -> bytes:
     # Each scanline starts with its filter type, 0 (none).
     rows = b"".join(b"\x00" + bytes(v for x in range(width) for v in pixel(x, y)) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def post_image(url: str, payload: bytes, filename: str) -> int:
     """POST `payload` as the multipart field `image`; the HTTP status."""
     boundary = uuid.uuid4().hex
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
     body = head.encode() + payload + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             response.read()
@@ -112,9 +131,11 @@ def send_traffic(service: str, rounds: int, pause_s: float) -> None:
     and one upload that is not an image (a 4xx and a rejection for the rejections panel).
     """
     png = sample_png()
-    calls = [("/upscale", png, "sample.png", {200}),
-             ("/upscale?model=srresnet&format=jpeg", png, "sample.png", {200}),
-             ("/upscale", bytes(range(256)) * 4, "upload.bin", {400, 415})]
+    calls = [
+        ("/upscale", png, "sample.png", {200}),
+        ("/upscale?model=srresnet&format=jpeg", png, "sample.png", {200}),
+        ("/upscale", bytes(range(256)) * 4, "upload.bin", {400, 415}),
+    ]
     for round_ in range(rounds):
         for path, payload, filename, expected in calls:
             status = post_image(service.rstrip("/") + path, payload, filename)
@@ -152,8 +173,13 @@ def main() -> int:
     parser.add_argument("--dashboard", type=Path, required=True)
     parser.add_argument("--rules", type=Path, nargs="*", default=[])
     parser.add_argument("--keda", type=Path, nargs="*", default=[], help="manifests with a ScaledObject")
-    parser.add_argument("--allow-empty", action="append", default=[], metavar="PANEL_TITLE",
-                        help="a panel allowed to have no data here (e.g. CUDA-only metrics on a CPU run)")
+    parser.add_argument(
+        "--allow-empty",
+        action="append",
+        default=[],
+        metavar="PANEL_TITLE",
+        help="a panel allowed to have no data here (e.g. CUDA-only metrics on a CPU run)",
+    )
     parser.add_argument("--service", help="base URL of the service to send sample traffic to first")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between traffic rounds")
@@ -161,8 +187,11 @@ def main() -> int:
     args = parser.parse_args()
 
     dashboard = dashboard_queries(args.dashboard, set(args.allow_empty))
-    queries = (dashboard + [q for path in args.rules for q in rule_queries(path)]
-               + [q for path in args.keda for q in keda_queries(path)])
+    queries = (
+        dashboard
+        + [q for path in args.rules for q in rule_queries(path)]
+        + [q for path in args.keda for q in keda_queries(path)]
+    )
     if args.service:
         send_traffic(args.service, args.rounds, args.pause)
 
@@ -176,8 +205,9 @@ def main() -> int:
 
     exported = set(prometheus_get(args.prometheus, "/api/v1/label/__name__/values")["data"])
     # The series of panels allowed to be empty (CUDA-only ones on a CPU run) may be missing anywhere.
-    allowed_missing = {name for q in dashboard if not q.must_have_data
-                       for name in SRGAN_SERIES.findall(q.expr)}
+    allowed_missing = {
+        name for q in dashboard if not q.must_have_data for name in SRGAN_SERIES.findall(q.expr)
+    }
     failures = 0
     for query, (error, n) in results.items():
         unknown = sorted(set(SRGAN_SERIES.findall(query.expr)) - exported - allowed_missing)
@@ -186,7 +216,7 @@ def main() -> int:
         elif unknown:
             verdict, detail = "ERROR", f"names series the service does not export: {', '.join(unknown)}"
         elif n == 0 and query.must_have_data:
-            verdict, detail = "EMPTY", "a dashboard panel with no data"
+            verdict, detail = "EMPTY", "no data, and it needs some"
         else:
             verdict, detail = "ok", f"{n} series" if n else "no data (allowed)"
         failures += verdict != "ok"

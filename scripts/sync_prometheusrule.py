@@ -42,8 +42,10 @@ def main() -> int:
     wanted = render(RULES.read_text())
     if args.check:
         if not TARGET.exists() or TARGET.read_text() != wanted:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run python3 scripts/sync_prometheusrule.py",
-                  file=sys.stderr)
+            print(
+                f"{TARGET.relative_to(ROOT)} is stale: run python3 scripts/sync_prometheusrule.py",
+                file=sys.stderr,
+            )
             return 1
         print(f"{TARGET.relative_to(ROOT)} matches {RULES.relative_to(ROOT)}")
         return 0

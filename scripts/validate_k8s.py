@@ -36,7 +36,8 @@ def schema_name(doc: dict) -> str:
 def crd_validator(path: Path, version: str) -> jsonschema.protocols.Validator:
     # The built-in definitions of that Kubernetes version, under the $id our schemas refer to.
     definitions = kv.schema_contents(
-        f"kubernetes-json-schema/v{version}-local-strict/_definitions.json", version)
+        f"kubernetes-json-schema/v{version}-local-strict/_definitions.json", version
+    )
     registry = referencing.Resource.from_contents(definitions) @ referencing.Registry()
     return jsonschema.Draft202012Validator(json.loads(path.read_text()), registry=registry)
 
@@ -59,20 +60,28 @@ def check(doc: dict, version: str) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=argparse.FileType(), help="YAML files, - for stdin")
-    parser.add_argument("-k", "--kubernetes-version", action="append", dest="versions",
-                        help=f"repeatable; default {kv.latest_version()}")
+    parser.add_argument(
+        "-k",
+        "--kubernetes-version",
+        action="append",
+        dest="versions",
+        help=f"repeatable; default {kv.latest_version()}",
+    )
     args = parser.parse_args()
     failures = 0
     for file in args.files:
         for doc in (d for d in yaml.safe_load_all(file) if d):
             for version in args.versions or [kv.latest_version()]:
                 # Resolve "1.30" to the schema release kubernetes-validate ships, e.g. 1.30.0.
-                release = next(v for v in reversed(kv.all_versions())
-                               if Version(kv.major_minor(v)) <= Version(version))
+                release = next(
+                    v for v in reversed(kv.all_versions()) if Version(kv.major_minor(v)) <= Version(version)
+                )
                 problem = check(doc, release)
                 failures += problem is not None
-                where = (f"{file.name}: {doc['kind']}/{doc['metadata']['name']}"
-                         f" (Kubernetes {kv.major_minor(release)})")
+                where = (
+                    f"{file.name}: {doc['kind']}/{doc['metadata']['name']}"
+                    f" (Kubernetes {kv.major_minor(release)})"
+                )
                 print(f"ok     {where}" if problem is None else f"ERROR  {where}: {problem}")
     return 1 if failures else 0
 
