@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from app.engine_queue import TileRequest
+from app.errors import Overloaded
 from model.tiling import Tile, TileGrid
 
 logger = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ def _call_splitting(fn: ModelFn, model: str, windows: np.ndarray, batch: Batch, 
     """`fn(windows)`, retried as two halves (recursively) when the device runs out of memory."""
     try:
         upscaled = fn(windows)
-    except oom_errors:
+    except oom_errors as exc:
         if len(windows) == 1:
-            raise
+            raise Overloaded("the device ran out of memory even for a single tile; retry later",
+                             retry_after_s=5) from exc
         half = len(windows) // 2
         logger.warning("%s out of memory on %d tiles, retrying as %d + %d (requests %s)", model,
                        len(windows), half, len(windows) - half,

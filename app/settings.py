@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0)
     drain_timeout_s: float = Field(30.0, ge=0)  # graceful shutdown: how long in-flight work may finish
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    max_input_pixels: int = Field(4096 * 4096, ge=1)  # LR pixels; output is 16x that
+    # LR pixels; output is 16x. 2048x2048 (an 8192x8192, 200 MB result) is 484 tiles at the default
+    # tile, so the largest image allowed still fits the default queue bound.
+    max_input_pixels: int = Field(2048 * 2048, ge=1)
     api_keys: str = ""  # comma-separated; empty means no authentication
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -36,8 +36,11 @@ TIMEOUT_MS = 60_000  # two shared CPUs: the first request also pays for compilat
 
 
 def find_chromium() -> str:
-    candidates = [os.environ.get("SRGAN_TEST_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    chosen = os.environ.get("SRGAN_TEST_CHROMIUM")
+    if chosen and not Path(chosen).is_file():
+        pytest.fail(f"SRGAN_TEST_CHROMIUM={chosen} is not a file", pytrace=False)
+    candidates = [chosen, "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"),
+                  shutil.which("google-chrome")]
     for path in candidates:
         if path and Path(path).is_file():
             return path

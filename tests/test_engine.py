@@ -315,9 +315,10 @@ async def test_out_of_memory_halves_the_batch(engine_factory: EngineFactory, cap
     assert [len(a) for a in model.attempts] == [8, 4, 2, 2, 4, 2, 2]
     assert all(len(batch) <= 2 for batch in model.batches)
     assert "out of memory on 8 tiles, retrying as 4 + 4" in caplog.text
-    model.oom_above = 0
-    with pytest.raises(oom_error):
+    model.oom_above = 0  # not even one tile fits: the client is told to retry, not given a 500
+    with pytest.raises(Overloaded, match="out of memory") as refused:
         await engine.upscale("srgan", tagged(2, 4, 4), deadline=far())
+    assert refused.value.retry_after_s > 0
 
 
 async def test_an_abandoned_future_is_never_resolved_twice(engine_factory: EngineFactory,
