@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -39,7 +40,7 @@ PAPER_PSNR = {
 METHODS = ("nearest", "bilinear", "bicubic", "srresnet", "srgan")
 
 
-def evaluate_all(eval_root: Path) -> list[dict[str, object]]:
+def evaluate_all(eval_root: Path) -> list[dict[str, Any]]:
     generators = {name: load_generator(shipped_weights(name))[0].eval() for name in ("srresnet", "srgan")}
     rows = []
     for dataset in ("Set5", "Set14"):
@@ -62,7 +63,7 @@ def evaluate_all(eval_root: Path) -> list[dict[str, object]]:
     return rows
 
 
-def markdown(rows: list[dict[str, object]]) -> str:
+def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| dataset | method | PSNR (dB) | SSIM | grad SR/HR | paper PSNR / SSIM |",
         "|---|---|---|---|---|---|",

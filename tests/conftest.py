@@ -21,6 +21,7 @@ def tiny_generator(seed: int) -> Generator:
     model = Generator(**{k: v for k, v in TINY_ARCH.items()})
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
+            assert module.running_mean is not None and module.running_var is not None
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
     return model.eval()
