@@ -11,7 +11,6 @@ models take turns. Inference, padding and stitching run off the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -67,10 +66,9 @@ class Engine:
         self._oom_errors = oom_errors
         self._queue = TileQueue(on_depth=self._metrics.queue_depth.set)
         self._reserved = 0  # admitted tiles still being padded, not yet queued
+        self._preparing = 0  # requests those tiles belong to
         self._in_flight = 0
         self._live: set[TileRequest] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._arrived = asyncio.Event()
         self._throughput = Throughput()
         self._accepting = False
@@ -102,9 +100,11 @@ class Engine:
     async def stop(self, drain_timeout_s: float) -> None:
         """Stop accepting, let queued requests finish for up to `drain_timeout_s`, then cut the rest."""
         self._accepting = False
-        waiting = len(self._live)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), drain_timeout_s)
+        waiting = len(self._live) + self._preparing
+        # Requests admitted before the stop (some still being padded) are drained, not refused.
+        drain_until = time.monotonic() + drain_timeout_s
+        while (self._live or self._preparing) and time.monotonic() < drain_until:
+            await asyncio.sleep(0.01)
         cut = [r for r in self._live if not r.future.done()]
         for request in cut:
             self._fail(request, NotReady("the service is shutting down; retry on another replica"))
@@ -149,17 +149,18 @@ class Engine:
         grid = TileGrid(image.shape[0], image.shape[1], self._tile, self._pad)
         self._admit(len(grid), deadline, request_id)
         self._reserved += len(grid)
+        self._preparing += 1
         try:
             padded, output, tiles = await asyncio.to_thread(prepare, grid, image, self._scale)
         finally:
             self._reserved -= len(grid)
-        if not self._accepting:
+            self._preparing -= 1
+        if self._loop_task is None or self._loop_task.done():
             raise NotReady("the service is shutting down")
         request = TileRequest(request_id, (model, image.dtype.name), grid, padded, output,
                               asyncio.get_running_loop().create_future(), time.monotonic(), tiles, len(grid))
         self._queue.put(request)
         self._live.add(request)
-        self._idle.clear()
         self._arrived.set()
         try:
             return await asyncio.wait_for(request.future, deadline - time.monotonic())
@@ -200,8 +201,6 @@ class Engine:
         elif not request.future.cancelled():
             request.future.exception()  # mark retrieved: a cancelled caller never will
         self._live.discard(request)
-        if not self._live:
-            self._idle.set()
 
     def _fail(self, request: TileRequest, error: BaseException) -> None:
         # ray#41199: the caller may already have given up; a second resolution would raise in the loop.

@@ -32,6 +32,7 @@ class Service:
     engine: Engine | None = None
     ready: bool = False
     draining: bool = False
+    drain_started: float | None = None  # time.monotonic() of SIGTERM
 
     def require_ready(self) -> Engine:
         """The engine, or NotReady (503) while loading or draining."""
@@ -88,13 +89,18 @@ class Service:
         """Called on SIGTERM, before the server stops accepting: readiness fails, new work is refused."""
         if not self.draining:
             logger.info("draining: readiness now fails and new work is refused")
+            self.drain_started = time.monotonic()
         self.draining = True
         self.metrics.model_ready.set(0)
 
     async def stop(self) -> None:
+        """Drain whatever is left within what remains of the one drain budget, which started at SIGTERM
+        (under `srgan serve`, uvicorn has spent part of it letting in-flight requests finish)."""
         self.begin_drain()
+        assert self.drain_started is not None
+        remaining = self.settings.drain_timeout_s - (time.monotonic() - self.drain_started)
         if self.engine is not None:
-            await self.engine.stop(self.settings.drain_timeout_s)
+            await self.engine.stop(max(remaining, 0.0))
         self.ready = False
 
     def refresh_device_memory(self) -> None:
