@@ -7,28 +7,20 @@ it never skips.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from tests.api_helpers import png_bytes
 from tests.conftest import natural_like_image
+from tests.live_server import live_server
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 METHODS = ("nearest", "bilinear", "bicubic", "srresnet", "srgan")
@@ -48,51 +40,11 @@ def find_chromium() -> str:
                 "(Debian/Ubuntu) or point SRGAN_TEST_CHROMIUM at a Chrome/Chromium binary", pytrace=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def server(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`srgan serve` on a free port with the tiny weights; yields its base URL once /readyz says 200."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, "SRGAN_DEVICE": "cpu", "SRGAN_WEIGHTS_DIR": str(tiny_weights_dir),
-           "SRGAN_API_KEYS": "", "OMP_NUM_THREADS": "1"}
-    with log_path.open("wb") as log:
-        command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"srgan serve exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"srgan serve not ready in 90 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """`srgan serve` on a free port with the tiny weights; yields its base URL once it is ready."""
+    with live_server(tiny_weights_dir, tmp_path_factory.mktemp("serve"), api_keys="") as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")
