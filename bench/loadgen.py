@@ -52,8 +52,9 @@ class Outcome:
         return self.ended - self.due
 
 
-def make_payloads(sizes: Sequence[tuple[int, int]], tile: int, queries: Sequence[str] = ("",),
-                  seed: int = 0) -> list[Payload]:
+def make_payloads(
+    sizes: Sequence[tuple[int, int]], tile: int, queries: Sequence[str] = ("",), seed: int = 0
+) -> list[Payload]:
     """One payload per (size, query) pair, with different image content for each."""
     payloads = []
     for i, (width, height) in enumerate(sizes):
@@ -73,15 +74,25 @@ async def _send(client: httpx.AsyncClient, url: str, payload: Payload, due: floa
     try:
         response = await client.post(f"{url}/upscale{payload.query}", files=files)
         await response.aread()
-        return Outcome(payload, due, time.monotonic(), response.status_code,
-                       response.headers.get("retry-after"))
+        return Outcome(
+            payload, due, time.monotonic(), response.status_code, response.headers.get("retry-after")
+        )
     except httpx.HTTPError as exc:
         return Outcome(payload, due, time.monotonic(), 0, error=type(exc).__name__)
 
 
-async def open_loop(url: str, payloads: Sequence[Payload], *, rate: float, duration_s: float,
-                    max_requests: int = 100_000, arrival: str = "poisson", timeout_s: float = 120.0,
-                    max_connections: int = 512, seed: int = 0) -> tuple[list[Outcome], float]:
+async def open_loop(
+    url: str,
+    payloads: Sequence[Payload],
+    *,
+    rate: float,
+    duration_s: float,
+    max_requests: int = 100_000,
+    arrival: str = "poisson",
+    timeout_s: float = 120.0,
+    max_connections: int = 512,
+    seed: int = 0,
+) -> tuple[list[Outcome], float]:
     """Requests at `rate` per second for `duration_s` (Poisson or fixed spacing), payloads in random order.
 
     Returns the outcomes and the monotonic start time. After the last arrival it waits for the requests
@@ -108,9 +119,16 @@ async def open_loop(url: str, payloads: Sequence[Payload], *, rate: float, durat
         return list(await asyncio.gather(*tasks)), start
 
 
-async def closed_loop(url: str, payloads: Sequence[Payload], *, concurrency: int, duration_s: float,
-                      max_requests: int = 100_000, timeout_s: float = 120.0,
-                      seed: int = 0) -> tuple[list[Outcome], float]:
+async def closed_loop(
+    url: str,
+    payloads: Sequence[Payload],
+    *,
+    concurrency: int,
+    duration_s: float,
+    max_requests: int = 100_000,
+    timeout_s: float = 120.0,
+    seed: int = 0,
+) -> tuple[list[Outcome], float]:
     """`concurrency` workers, each sending its next request when the last one ends, for `duration_s`."""
     rng = random.Random(seed)
     outcomes: list[Outcome] = []
@@ -125,8 +143,9 @@ async def closed_loop(url: str, payloads: Sequence[Payload], *, concurrency: int
     return outcomes, start
 
 
-def summarize(outcomes: Sequence[Outcome], start: float, duration_s: float,
-              warmup_s: float = 0.0) -> dict[str, Any]:
+def summarize(
+    outcomes: Sequence[Outcome], start: float, duration_s: float, warmup_s: float = 0.0
+) -> dict[str, Any]:
     """Throughput of the successful requests that ended inside [start + warmup_s, start + duration_s],
     latency percentiles of all successes, and the count of every status (0: no response)."""
     window = max(duration_s - warmup_s, 1e-9)

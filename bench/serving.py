@@ -7,6 +7,7 @@ the process id we sample is the server itself, not a launcher shim.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -49,8 +50,12 @@ def write_tiny_weights(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for seed, name in enumerate(("srresnet", "srgan")):
         torch.manual_seed(seed)
-        save_generator(folder / f"{name}_x4.safetensors", Generator(**TINY_ARCH).eval(), TINY_ARCH,
-                       {"stage": name, "note": "random weights for benchmark dry runs"})
+        save_generator(
+            folder / f"{name}_x4.safetensors",
+            Generator(**TINY_ARCH).eval(),
+            TINY_ARCH,
+            {"stage": name, "note": "random weights for benchmark dry runs"},
+        )
     return folder
 
 
@@ -102,15 +107,20 @@ def machine() -> dict[str, str | int]:
     except OSError:
         pass
     memory_gib = 0
-    try:
+    with contextlib.suppress(ValueError, OSError):
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
-    except (ValueError, OSError):
-        pass
     import torch
 
-    return {"cpu": model, "cores": os.cpu_count() or 0, "memory_gib": memory_gib,
-            "python": platform.python_version(), "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count() or 0,
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        # Other work on the machine (the training job, other tests) shows here: read beside the numbers.
+        "loadavg_1m_5m": " ".join(f"{v:.1f}" for v in os.getloadavg()[:2]),
+    }
 
 
 def rss_bytes(pid: int) -> int:
@@ -163,7 +173,10 @@ class Server:
         with os.fdopen(handle, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "serve", "--host", LOOPBACK, "--port", str(self.port)],
-                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             self._wait_ready()
@@ -177,7 +190,9 @@ class Server:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(f"srgan serve exited with {self.process.returncode}:\n{self.log_tail()}")
+                    raise RuntimeError(
+                        f"srgan serve exited with {self.process.returncode}:\n{self.log_tail()}"
+                    )
                 try:
                     if client.get(f"{self.url}/readyz").status_code == 200:
                         return
@@ -191,8 +206,9 @@ class Server:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -219,8 +235,11 @@ def scrape(url: str) -> dict[str, float]:
 
 def metric_delta(before: Mapping[str, float], after: Mapping[str, float], prefix: str) -> dict[str, float]:
     """Counters that start with `prefix` and changed between two scrapes."""
-    return {k: after[k] - before.get(k, 0.0) for k in after
-            if k.startswith(prefix) and "{" in k and after[k] != before.get(k, 0.0)}
+    return {
+        k: after[k] - before.get(k, 0.0)
+        for k in after
+        if k.startswith(prefix) and "{" in k and after[k] != before.get(k, 0.0)
+    }
 
 
 def mean_batch_fill(before: Mapping[str, float], after: Mapping[str, float]) -> tuple[float | None, int]:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Downloads, HERE (with network), the service's pure-Python dependencies that the GPU box's image lacks,
+# as wheels for its Python 3.12 on x86-64, into build/gpu-wheels (ignored by git). Carry that folder to
+# the GPU box; bench/run_gpu.sh installs from it without a network. The image already has torch (CUDA),
+# numpy, pillow, safetensors, httpx, h11, anyio, click, prometheus-client and typing-extensions.
+#
+# Versions are those this repository is tested with; pydantic-core is the one binary wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest="${1:-build/gpu-wheels}"
+mkdir -p "$dest"
+python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$dest" \
+    fastapi==0.165.0 starlette==1.10.0 annotated-doc==0.0.7 uvicorn==0.54.0 \
+    pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 \
+    pydantic-settings==2.14.1 python-dotenv==1.2.2 python-multipart==0.0.34 pypng==0.20220715.0
+du -sh "$dest"
