@@ -22,7 +22,7 @@ import torch
 
 from app.engine_batch import Batch, ModelFn, Throughput, infer_batch, prepare
 from app.engine_queue import BatchKey, TileQueue, TileRequest
-from app.errors import DeadlineExceeded, NotReady, Overloaded
+from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
 from app.metrics import Metrics
 from model.tiling import TileGrid
 
@@ -158,7 +158,8 @@ class Engine:
         if self._loop_task is None or self._loop_task.done():
             raise NotReady("the service is shutting down")
         request = TileRequest(request_id, (model, image.dtype.name), grid, padded, output,
-                              asyncio.get_running_loop().create_future(), time.monotonic(), tiles, len(grid))
+                              asyncio.get_running_loop().create_future(), time.monotonic(), deadline, tiles,
+                              len(grid))
         self._queue.put(request)
         self._live.add(request)
         self._arrived.set()
@@ -172,25 +173,34 @@ class Engine:
             self._release(request)
 
     def _admit(self, tiles: int, deadline: float, request_id: str) -> None:
-        """Refuse at once what cannot be served: a full queue, or a deadline the queue ahead rules out."""
+        """Refuse at once what cannot be served: an image larger than the queue, a full queue, or work that
+        would make this request, or any request already admitted, miss its deadline."""
         now = time.monotonic()
         if deadline <= now:
             raise DeadlineExceeded("the request's deadline had passed before it was queued")
+        if tiles > self._max_queue_tiles:
+            # Admitting it would lock every other request out until it finished.
+            raise TooLarge(f"the image needs {tiles} tiles of {self._tile} pixels; this service queues at "
+                           f"most {self._max_queue_tiles}: send a smaller image")
         queued = self._queue.depth + self._reserved
-        if queued and queued + tiles > self._max_queue_tiles:
-            # Retry once enough tiles have left the queue; an oversized image needs it empty.
-            excess = queued if tiles > self._max_queue_tiles else queued + tiles - self._max_queue_tiles
+        if queued + tiles > self._max_queue_tiles:
             logger.info("request %s refused: %d tiles queued, %d more asked", request_id, queued, tiles)
             raise Overloaded(f"the queue is full ({queued} tiles waiting)",
-                             self._throughput.retry_after_s(excess))
-        # Round-robin runs at most `tiles` tiles of each queued request before this one's last tile.
-        ahead = self._queue.tiles_ahead(tiles) + self._in_flight + self._reserved
-        estimate_s = self._throughput.seconds_for(ahead + tiles)
-        if estimate_s is not None and now + estimate_s > deadline:
-            logger.info("request %s refused: needs ~%.1fs behind %d tiles, deadline in %.1fs",
-                        request_id, estimate_s, ahead, deadline - now)
-            raise Overloaded(f"the request would take ~{estimate_s:.1f}s, past its deadline",
-                             self._throughput.retry_after_s(ahead))
+                             self._throughput.retry_after_s(queued + tiles - self._max_queue_tiles))
+        # Round-robin shares the device among all queued requests, so a request finishes at the latest
+        # when all work in the system is done, later arrivals' share included. Admitting only what lets
+        # all that work finish before the earliest deadline in the system keeps every admitted request
+        # on time (as far as the measured throughput holds).
+        work = queued + self._in_flight + tiles
+        estimate_s = self._throughput.seconds_for(work)
+        earliest = min([deadline, *(r.deadline for r in self._live)])
+        if estimate_s is not None and now + estimate_s > earliest:
+            rate = self._throughput.tiles_per_s or 1.0
+            excess = work - int((earliest - now) * rate)
+            logger.info("request %s refused: %d tiles of work need ~%.1fs, earliest deadline in %.1fs",
+                        request_id, work, estimate_s, earliest - now)
+            raise Overloaded(f"the service cannot finish this request in time (~{estimate_s:.1f}s of work "
+                             "queued); retry later", self._throughput.retry_after_s(excess))
 
     def _release(self, request: TileRequest) -> None:
         """The caller is gone (result, error, timeout or cancellation): drop whatever it still had queued."""

@@ -31,6 +31,7 @@ class TileRequest:
     output: np.ndarray
     future: asyncio.Future[np.ndarray]
     enqueued_at: float
+    deadline: float
     pending: deque[Tile]
     # Tiles not yet pasted: queued plus in flight. The request is done when this reaches zero.
     remaining: int
@@ -99,10 +100,6 @@ class TileQueue:
         self._set_depth(self.depth - len(batch))
         self._forget_if_empty(key)
         return batch
-
-    def tiles_ahead(self, tiles: int) -> int:
-        """Queued tiles that round-robin would run before the last of a new request's `tiles` tiles."""
-        return sum(min(len(r.pending), tiles) for ring in self._rings.values() for r in ring)
 
     def _set_depth(self, depth: int) -> None:
         self.depth = depth

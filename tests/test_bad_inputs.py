@@ -161,7 +161,9 @@ module_loop = pytest.mark.asyncio(loop_scope="module")
 async def shared_client(tiny_weights_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     # A 1-pixel-wide image is mostly padding in every window: a small pad and large batches keep the
     # 1x10000 case (625 tiles) to a few seconds.
-    async with running_client(tiny_weights_dir, tile=16, tile_pad=2, max_batch=32) as client:
+    # 1x10000 is 625 tiles of 16: the queue must hold it (at the default tile of 96 it is 105).
+    async with running_client(tiny_weights_dir, tile=16, tile_pad=2, max_batch=32,
+                              max_queue_tiles=1024) as client:
         yield client
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from app.engine import Engine
-from app.errors import DeadlineExceeded, NotReady, Overloaded
+from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
 from app.metrics import Metrics
 from model.inference import Upscaler
 from model.tiling import upscale_tiled
@@ -226,12 +226,12 @@ async def test_a_full_queue_refuses_with_retry_after(engine_factory: EngineFacto
     assert refused.value.retry_after_s > 0
     running.append(submit(engine, tagged(4, 4, 8)))  # 2 fit
     await until(lambda: engine.queue_depth_tiles == 10)
-    with pytest.raises(Overloaded):
-        await engine.upscale("srgan", tagged(5, 12, 16), deadline=far())  # 12 tiles: only into an empty queue
     model.gate.set()
     await asyncio.gather(*running)
-    await engine.upscale("srgan", tagged(5, 12, 16), deadline=far())
     assert engine.throughput_tiles_per_s is not None and engine.throughput_tiles_per_s > 0
+    # More tiles than the queue holds would lock everyone else out: refused even into an empty queue.
+    with pytest.raises(TooLarge, match="12 tiles"):
+        await engine.upscale("srgan", tagged(5, 12, 16), deadline=far())
 
 
 async def test_a_passed_deadline_fails_the_request_and_drops_its_tiles(engine_factory: EngineFactory) -> None:

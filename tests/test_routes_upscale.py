@@ -143,19 +143,22 @@ async def test_api_keys(tiny_weights_dir: Path) -> None:
 
 
 async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> None:
-    async with running_client(tiny_weights_dir, max_queue_tiles=4) as client:
+    async with running_client(tiny_weights_dir, max_queue_tiles=40) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        # An empty queue admits even a request over the bound (it could never run otherwise) ...
-        first = asyncio.ensure_future(
-            client.post("/upscale", **upload(png_bytes(natural_like_image(96, 96))))
-        )
+        first = asyncio.ensure_future(client.post("/upscale", **upload(png_bytes(natural_like_image(96, 96)))))
         while engine.queue_depth_tiles == 0:
             await asyncio.sleep(0.005)
-        # ... but while its 36 tiles are queued, the next request is refused at once.
-        second = await client.post("/upscale", **upload(png_bytes(natural_like_image(8, 8))))
+        # While the first image's 36 tiles are queued, 9 more do not fit the bound of 40: refused at once.
+        second = await client.post("/upscale", **upload(png_bytes(natural_like_image(40, 40))))
         assert (await first).status_code == 200
     assert_error(second, 503, "queue_full")
     assert int(second.headers["retry-after"]) >= 1
+
+
+async def test_an_image_with_more_tiles_than_the_queue_holds_is_413(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir, max_queue_tiles=8) as client:
+        response = await client.post("/upscale", **upload(png_bytes(natural_like_image(48, 48))))
+    assert_error(response, 413, "too_large")
 
 
 async def test_deadline_passed_is_504(tiny_weights_dir: Path) -> None:
