@@ -145,7 +145,8 @@ async def test_api_keys(tiny_weights_dir: Path) -> None:
 async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> None:
     async with running_client(tiny_weights_dir, max_queue_tiles=40) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        first = asyncio.ensure_future(client.post("/upscale", **upload(png_bytes(natural_like_image(96, 96)))))
+        big = png_bytes(natural_like_image(96, 96))
+        first = asyncio.ensure_future(client.post("/upscale", **upload(big)))
         while engine.queue_depth_tiles == 0:
             await asyncio.sleep(0.005)
         # While the first image's 36 tiles are queued, 9 more do not fit the bound of 40: refused at once.
