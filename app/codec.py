@@ -93,6 +93,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
             _check_single_frame(image, source_format)
             _check_pixel_count(image.size, max_pixels)
             if source_format == "png" and png16.needs_png16(data, "transparency" in image.info):
+                _check_pixel_count(image.size, min(max_pixels, png16.MAX_PIXELS))
                 channels, grayscale = png16.read_png16(data)
             else:
                 channels, grayscale = _pillow_pixels(image)

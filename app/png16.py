@@ -34,6 +34,11 @@ def needs_png16(data: bytes, has_transparency_key: bool) -> bool:
     return bit_depth == 16 and (colour_type != 0 or has_transparency_key)
 
 
+# Decoding here is pure Python (~3 s per megapixel, holding the GIL): bounded so that one small upload
+# cannot occupy a server for tens of seconds.
+MAX_PIXELS = 1024 * 1024
+
+
 def read_png16(data: bytes) -> tuple[np.ndarray, bool]:
     """Decode to (H x W x C uint16 pixels, is_grey); a tRNS colour key becomes an alpha channel.
 
