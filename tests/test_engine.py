@@ -435,3 +435,34 @@ async def test_real_generators_match_upscale_tiled_byte_for_byte(engine_factory:
                 np.testing.assert_array_equal(result, expected, err_msg=f"{name} {image.shape} {image.dtype}")
     finally:
         torch.set_num_threads(threads)
+
+
+async def test_under_sustained_overload_admitted_requests_meet_their_deadline(
+        engine_factory: EngineFactory) -> None:
+    """3x overload of multi-tile requests with a 1 s deadline: the excess is refused at once, and what is
+    admitted finishes in time, although round-robin lets later arrivals share the device with it."""
+    model = FakeModel(seconds_per_tile=0.01)  # 100 tiles/s
+    engine = await engine_factory({"srgan": model}, max_batch=4)
+    await engine.upscale("srgan", tagged(0, 8, 8), deadline=far())  # a measured throughput to plan with
+    rng = np.random.default_rng(0)
+    outcomes: list[str] = []
+
+    async def one(i: int) -> None:
+        try:
+            await engine.upscale("srgan", tagged(i, 12, 12), deadline=time.monotonic() + 1.0)  # 9 tiles
+            outcomes.append("ok")
+        except Overloaded:
+            outcomes.append("refused")
+        except DeadlineExceeded:
+            outcomes.append("late")
+
+    tasks = []
+    stop = time.monotonic() + 2.0
+    i = 1
+    while time.monotonic() < stop:  # ~33 requests/s of 9 tiles: 3x the 100 tiles/s the model does
+        tasks.append(asyncio.create_task(one(i)))
+        i += 1
+        await asyncio.sleep(float(rng.exponential(0.03)))
+    await asyncio.gather(*tasks)
+    assert outcomes.count("late") == 0, outcomes
+    assert outcomes.count("refused") > 0 and outcomes.count("ok") > 0
