@@ -65,7 +65,7 @@ def evaluate_all(eval_root: Path) -> list[dict[str, Any]]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| dataset | method | PSNR (dB) | SSIM | grad SR/HR | paper PSNR / SSIM |",
+        "| dataset | method | PSNR (dB) | SSIM | grad SR/HR | paper PSNR (dB) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
