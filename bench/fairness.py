@@ -31,7 +31,16 @@ from typing import Any
 
 import httpx
 
-from bench.serving import REPO, Server, machine, natural_image, percentiles, png_bytes, write_tiny_weights
+from bench.serving import (
+    REPO,
+    Server,
+    machine,
+    natural_image,
+    percentiles,
+    png_bytes,
+    server_env,
+    write_tiny_weights,
+)
 
 
 async def _upscale_ms(client: httpx.AsyncClient, url: str, data: bytes) -> float:
@@ -147,16 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
-        env = {
-            "SRGAN_DEVICE": args.device,
-            "SRGAN_WEIGHTS_DIR": str(weights),
-            "SRGAN_TILE": str(args.tile),
-            "SRGAN_TILE_PAD": str(args.pad),
-            "SRGAN_MAX_BATCH": str(args.batch),
-            "SRGAN_MAX_WAIT_MS": str(args.max_wait_ms),
-            "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
-            "SRGAN_MAX_QUEUE_TILES": str(args.max_queue_tiles),
-        }
+        env = server_env(args, weights, SRGAN_MAX_QUEUE_TILES=str(args.max_queue_tiles))
         with Server(env) as server:
             result = asyncio.run(measure(server.url, args))
     result = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}, **result}

@@ -33,6 +33,7 @@ from bench.serving import (
     parse_sizes,
     percentiles,
     scrape,
+    server_env,
     write_tiny_weights,
 )
 
@@ -120,15 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
-        env = {
-            "SRGAN_DEVICE": args.device,
-            "SRGAN_WEIGHTS_DIR": str(weights),
-            "SRGAN_TILE": str(args.tile),
-            "SRGAN_TILE_PAD": str(args.pad),
-            "SRGAN_MAX_BATCH": str(args.batch),
-            "SRGAN_MAX_WAIT_MS": str(args.max_wait_ms),
-            "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
-        }
+        env = server_env(args, weights)
         with Server(env) as server:
             result = measure(server, args)
     result = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}, **result}

@@ -7,6 +7,7 @@ the process id we sample is the server itself, not a launcher shim.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import math
@@ -57,6 +58,22 @@ def write_tiny_weights(folder: Path) -> Path:
             {"stage": name, "note": "random weights for benchmark dry runs"},
         )
     return folder
+
+
+def server_env(args: argparse.Namespace, weights: Path, **extra: str) -> dict[str, str]:
+    """SRGAN_* settings for a benchmark server from the common flags (device, tile, pad, batch,
+    max_wait_ms when the script has it, deadline_s), plus `extra` (full variable names)."""
+    env = {
+        "SRGAN_DEVICE": args.device,
+        "SRGAN_WEIGHTS_DIR": str(weights),
+        "SRGAN_TILE": str(args.tile),
+        "SRGAN_TILE_PAD": str(args.pad),
+        "SRGAN_MAX_BATCH": str(args.batch),
+        "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
+    }
+    if hasattr(args, "max_wait_ms"):
+        env["SRGAN_MAX_WAIT_MS"] = str(args.max_wait_ms)
+    return {**env, **extra}
 
 
 def natural_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import closed_loop, make_payloads, open_loop, summarize
-from bench.serving import REPO, Server, machine, parse_sizes, rss_bytes, scrape, write_tiny_weights
+from bench.serving import (
+    REPO,
+    Server,
+    machine,
+    parse_sizes,
+    rss_bytes,
+    scrape,
+    server_env,
+    write_tiny_weights,
+)
 
 QUERIES = ("", "?model=srresnet", "?format=jpeg&quality=80", "?model=srresnet&format=webp")
 
@@ -88,14 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
-        env = {
-            "SRGAN_DEVICE": args.device,
-            "SRGAN_WEIGHTS_DIR": str(weights),
-            "SRGAN_TILE": str(args.tile),
-            "SRGAN_TILE_PAD": str(args.pad),
-            "SRGAN_MAX_BATCH": str(args.batch),
-            "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
-        }
+        env = server_env(args, weights)
         with Server(env) as server:
             rate = args.rate
             probe = None
