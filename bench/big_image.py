@@ -16,7 +16,6 @@ weights: same image buffers, small activations) make quick runs:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -28,7 +27,13 @@ from typing import Any
 
 from PIL import Image
 
-from bench.serving import REPO, machine, natural_image, write_tiny_weights
+from bench.serving import (
+    REPO,
+    emit,
+    machine,
+    natural_image,
+    write_tiny_weights,
+)
 
 TIME = "/usr/bin/time"
 
@@ -107,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "weights": "tiny" if args.tiny else str(weights),
             **measure(args, weights, Path(tmp)),
         }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
     return 0 if result["pass_peak_rss"] else 1
 
 

@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,13 +31,12 @@ import httpx
 
 from bench.serving import (
     REPO,
-    Server,
+    bench_server,
+    emit,
     machine,
     natural_image,
     percentiles,
     png_bytes,
-    server_env,
-    write_tiny_weights,
 )
 
 
@@ -154,16 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
-        env = server_env(args, weights, SRGAN_MAX_QUEUE_TILES=str(args.max_queue_tiles))
-        with Server(env) as server:
-            result = asyncio.run(measure(server.url, args))
+    with bench_server(args, SRGAN_MAX_QUEUE_TILES=str(args.max_queue_tiles)) as server:
+        result = asyncio.run(measure(server.url, args))
     result = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}, **result}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
     return 0
 
 

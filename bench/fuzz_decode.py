@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import struct
 import sys
 import time
@@ -33,7 +32,10 @@ from PIL import Image
 from app.codec import DecodedImage, decode_image
 from app.errors import ServiceError
 from app.png16 import write_png16
-from bench.serving import natural_image
+from bench.serving import (
+    emit,
+    natural_image,
+)
 
 MAX_PIXELS = 1 << 20  # keeps every decode fast; the pixel-limit check itself is one of the paths fuzzed
 INTERESTING_U32 = (0, 1, 2, 0x7F, 0xFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
@@ -192,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = fuzz(args.seconds, args.findings, args.batch)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
     return 1 if result["findings"] else 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import statistics
 import sys
@@ -40,6 +39,7 @@ from bench.serving import (
     REPO,
     Server,
     cpu_seconds,
+    emit,
     machine,
     mean_batch_fill,
     metric_delta,
@@ -178,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
         result = run(args, weights)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
     print(markdown(result), file=sys.stderr)
     return 0
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +25,14 @@ from bench.loadgen import closed_loop, make_payloads, open_loop, summarize
 from bench.serving import (
     REPO,
     Server,
+    bench_server,
+    emit,
     machine,
     mean_batch_fill,
     metric_delta,
     parse_sizes,
     percentiles,
     scrape,
-    server_env,
-    write_tiny_weights,
 )
 
 
@@ -119,16 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
-        env = server_env(args, weights)
-        with Server(env) as server:
-            result = measure(server, args)
+    with bench_server(args) as server:
+        result = measure(server, args)
     result = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}, **result}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
     return 0 if all(result["checks"].values()) else 1
 
 

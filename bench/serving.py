@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import math
 import os
 import platform
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -74,6 +75,24 @@ def server_env(args: argparse.Namespace, weights: Path, **extra: str) -> dict[st
     if hasattr(args, "max_wait_ms"):
         env["SRGAN_MAX_WAIT_MS"] = str(args.max_wait_ms)
     return {**env, **extra}
+
+
+@contextlib.contextmanager
+def bench_server(args: argparse.Namespace, **extra: str) -> Iterator[Server]:
+    """A ready `srgan serve` with the script's settings: tiny random weights with --tiny (dry runs),
+    else --weights."""
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
+        with Server(server_env(args, weights, **extra)) as server:
+            yield server
+
+
+def emit(result: Mapping[str, object], json_path: Path | None) -> None:
+    """Print a benchmark's result as JSON, and save it to `json_path` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_path:
+        json_path.write_text(text + "\n")
 
 
 def natural_image(height: int, width: int, seed: int = 0) -> np.ndarray:

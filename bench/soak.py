@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,12 +26,12 @@ from bench.loadgen import closed_loop, make_payloads, open_loop, summarize
 from bench.serving import (
     REPO,
     Server,
+    bench_server,
+    emit,
     machine,
     parse_sizes,
     rss_bytes,
     scrape,
-    server_env,
-    write_tiny_weights,
 )
 
 QUERIES = ("", "?model=srresnet", "?format=jpeg&quality=80", "?model=srresnet&format=webp")
@@ -95,27 +93,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
-        env = server_env(args, weights)
-        with Server(env) as server:
-            rate = args.rate
-            probe = None
-            if rate is None:
-                payloads = make_payloads(parse_sizes(args.sizes), args.tile, QUERIES)
-                outcomes, start = asyncio.run(
-                    closed_loop(
-                        server.url,
-                        payloads,
-                        concurrency=2 * args.batch,
-                        duration_s=20,
-                        timeout_s=args.deadline_s + 30,
-                    )
+    with bench_server(args) as server:
+        rate = args.rate
+        probe = None
+        if rate is None:
+            payloads = make_payloads(parse_sizes(args.sizes), args.tile, QUERIES)
+            outcomes, start = asyncio.run(
+                closed_loop(
+                    server.url,
+                    payloads,
+                    concurrency=2 * args.batch,
+                    duration_s=20,
+                    timeout_s=args.deadline_s + 30,
                 )
-                probe = summarize(outcomes, start, 20, warmup_s=5)
-                rate = 0.7 * probe["images_per_s"]
-            result = asyncio.run(soak(server, args, rate))
-            metrics = scrape(server.url)
+            )
+            probe = summarize(outcomes, start, 20, warmup_s=5)
+            rate = 0.7 * probe["images_per_s"]
+        result = asyncio.run(soak(server, args, rate))
+        metrics = scrape(server.url)
     requests = {k: v for k, v in metrics.items() if k.startswith("srgan_requests_total{")}
     result = {
         "machine": machine(),
@@ -124,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         **result,
         "server_requests_total": requests,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(result, args.json)
     return 0
 
 
