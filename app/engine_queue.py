@@ -35,6 +35,8 @@ class TileRequest:
     pending: deque[Tile]
     # Tiles not yet pasted: queued plus in flight. The request is done when this reaches zero.
     remaining: int
+    # Whether any of its tiles has been taken into a batch: until then it queues as a newcomer.
+    started: bool = False
 
 
 class TileQueue:
@@ -42,6 +44,9 @@ class TileQueue:
 
     `take` goes round the ring one tile per request, and the ring keeps its position between batches,
     so a request queued behind a large one waits for about one batch, not for the large one's tiles.
+    A newcomer joins the ring ahead of the requests already started (behind earlier newcomers): its
+    first tile goes into the next batch instead of after one more turn of every large request, which
+    on a CPU, where a batch is one tile, halves a small image's wait behind a large one.
     """
 
     def __init__(self, on_depth: Callable[[int], object] = lambda depth: None) -> None:
@@ -52,7 +57,9 @@ class TileQueue:
         self.depth = 0
 
     def put(self, request: TileRequest) -> None:
-        self._rings.setdefault(request.key, deque()).append(request)
+        ring = self._rings.setdefault(request.key, deque())
+        first_started = next((i for i, queued in enumerate(ring) if queued.started), len(ring))
+        ring.insert(first_started, request)
         self._pending[request.key] = self._pending.get(request.key, 0) + len(request.pending)
         self._set_depth(self.depth + len(request.pending))
 
@@ -93,6 +100,7 @@ class TileQueue:
         batch: list[tuple[TileRequest, Tile]] = []
         while ring and len(batch) < max_tiles:
             request = ring.popleft()
+            request.started = True
             batch.append((request, request.pending.popleft()))
             if request.pending:
                 ring.append(request)

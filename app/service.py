@@ -51,11 +51,12 @@ class Service:
         started = time.perf_counter()
         device = resolve_device(s.device)
         dtype = resolve_dtype(s.dtype, device)
+        max_batch = s.batch_for(device.type)
         for name in MODEL_NAMES:
             path = shipped_weights(name, s.weights_dir)
             upscaler = await asyncio.to_thread(Upscaler.from_file, name, path, device, dtype)
             if s.compile and device.type == "cuda":
-                upscaler.compile(fixed_batch=s.max_batch)
+                upscaler.compile(fixed_batch=max_batch)
             self.upscalers[name] = upscaler
         scales = {u.scale for u in self.upscalers.values()}
         if scales != {4}:
@@ -65,7 +66,7 @@ class Service:
             scale=4,
             tile=s.tile,
             pad=s.tile_pad,
-            max_batch=s.max_batch,
+            max_batch=max_batch,
             max_wait_s=s.max_wait_ms / 1000,
             max_queue_tiles=s.max_queue_tiles,
             metrics=self.metrics,
@@ -82,7 +83,7 @@ class Service:
             str(dtype).removeprefix("torch."),
             s.tile,
             s.tile_pad,
-            s.max_batch,
+            max_batch,
         )
 
     def begin_drain(self) -> None:

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health-hz", type=float, default=20.0, help="/healthz probe rate (default 20)")
     parser.add_argument("--tile", type=int, default=32)
     parser.add_argument("--pad", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, help="SRGAN_MAX_BATCH (default: the service's, 1 on a CPU)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument(
         "--max-queue-tiles",

@@ -69,9 +69,10 @@ def server_env(args: argparse.Namespace, weights: Path, **extra: str) -> dict[st
         "SRGAN_WEIGHTS_DIR": str(weights),
         "SRGAN_TILE": str(args.tile),
         "SRGAN_TILE_PAD": str(args.pad),
-        "SRGAN_MAX_BATCH": str(args.batch),
         "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
     }
+    if args.batch is not None:  # else the service's default for the device
+        env["SRGAN_MAX_BATCH"] = str(args.batch)
     if hasattr(args, "max_wait_ms"):
         env["SRGAN_MAX_WAIT_MS"] = str(args.max_wait_ms)
     return {**env, **extra}

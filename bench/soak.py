@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="32x32,48x48,64x32,64x64,96x64")
     parser.add_argument("--tile", type=int, default=32)
     parser.add_argument("--pad", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, help="SRGAN_MAX_BATCH (default: the service's, 1 on a CPU)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--deadline-s", type=float, default=30.0, help="SRGAN_REQUEST_TIMEOUT_S")
     parser.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling period (default 5)")
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 closed_loop(
                     server.url,
                     payloads,
-                    concurrency=2 * args.batch,
+                    concurrency=max(16, 2 * (args.batch or 1)),  # enough to keep any batch size full
                     duration_s=20,
                     timeout_s=args.deadline_s + 30,
                 )

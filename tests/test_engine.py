@@ -199,6 +199,22 @@ async def test_a_small_request_behind_a_large_one_waits_one_batch(engine_factory
     np.testing.assert_array_equal(await large, nearest(tagged(1, 40, 40)))
 
 
+async def test_newcomers_go_next_in_arrival_order_ahead_of_started_requests(
+        engine_factory: EngineFactory) -> None:
+    # One tile per batch (the CPU default): a newcomer must not also wait for another turn of the
+    # large request, whose tile was requeued before the newcomer arrived.
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model}, max_batch=1)
+    model.gate.clear()
+    large = submit(engine, tagged(1, 12, 12))  # 9 tiles
+    await until(model.entered.is_set)
+    first, second = submit(engine, tagged(2, 4, 4)), submit(engine, tagged(3, 8, 4))  # 1 and 2 tiles
+    await until(lambda: engine.queue_depth_tiles == 11)
+    model.gate.set()
+    await asyncio.gather(large, first, second)
+    assert model.batches[:5] == [[1], [2], [3], [1], [3]]
+
+
 async def test_models_take_turns(engine_factory: EngineFactory) -> None:
     calls: list[tuple[str, list[int]]] = []
     srgan, srresnet = FakeModel("srgan", calls=calls), FakeModel("srresnet", calls=calls)

@@ -17,10 +17,29 @@ async def test_health_ready_models_and_docs(tiny_weights_dir: Path) -> None:
         assert {m["name"] for m in models} == {"srgan", "srresnet"}
         for m in models:
             assert m["scale"] == 4 and m["device"] == "cpu" and m["dtype"] == "float32"
-            assert m["parameters"] > 0 and m["tile_size"] == 16
+            assert m["parameters"] > 0 and m["tile_size"] == 16 and m["max_batch"] == 4
         assert (await client.get("/docs")).status_code == 200
         spec = (await client.get("/openapi.json")).json()
         assert "multipart/form-data" in spec["paths"]["/upscale"]["post"]["requestBody"]["content"]
+
+
+async def test_max_batch_defaults_to_one_tile_on_a_cpu_and_eight_on_a_gpu(tiny_weights_dir: Path) -> None:
+    # On a CPU a batch costs time in proportion to its tiles, so batching only adds queueing delay.
+    assert Settings().batch_for("cpu") == 1 and Settings().batch_for("cuda") == 8
+    assert Settings(max_batch=3).batch_for("cpu") == 3 and Settings(max_batch=3).batch_for("cuda") == 3
+    async with running_client(tiny_weights_dir, max_batch=None) as client:
+        models = (await client.get("/v1/models")).json()["models"]
+        assert {m["max_batch"] for m in models} == {1}
+        response = await client.post("/upscale", **upload(png_bytes(natural_like_image(40, 40))))
+        assert response.status_code == 200
+        samples = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in (await client.get("/metrics")).text.splitlines()
+            if line.startswith("srgan_batch_size_tiles")
+        }
+    batches = samples['srgan_batch_size_tiles_count{model="srgan"}']
+    assert batches >= 9  # 40x40 in tiles of 16 is 3x3 tiles, each its own batch
+    assert samples['srgan_batch_size_tiles_bucket{le="1.0",model="srgan"}'] == batches
 
 
 async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights_dir: Path) -> None:

@@ -49,7 +49,7 @@ async def models(service: ServiceDep) -> dict[str, Any]:
                 "dtype": str(u.dtype).removeprefix("torch."),
                 "tile_size": s.tile,
                 "tile_pad": s.tile_pad,
-                "max_batch": s.max_batch,
+                "max_batch": s.batch_for(u.device.type),
                 "architecture": u.info.arch if u.info else None,
                 "training": u.info.training if u.info else None,
             }
