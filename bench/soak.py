@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 closed_loop(
                     server.url,
                     payloads,
-                    concurrency=max(16, 2 * (args.batch or 1)),  # enough to keep any batch size full
+                    concurrency=max(4, 2 * (args.batch or 1)),  # full batches, within the deadline
                     duration_s=20,
                     timeout_s=args.deadline_s + 30,
                 )

@@ -283,6 +283,20 @@ async def test_a_deadline_the_queue_rules_out_is_refused_at_once(engine_factory:
     await engine.upscale("srgan", tagged(3, 8, 8), deadline=time.monotonic() + 5)
 
 
+async def test_admission_keeps_a_tenth_of_the_time_left_in_reserve(engine_factory: EngineFactory) -> None:
+    model = FakeModel(seconds_per_tile=0.01)
+    engine = await engine_factory({"srgan": model})
+    await engine.upscale("srgan", tagged(1, 8, 8), deadline=far())
+    assert engine.throughput_tiles_per_s is not None
+    needed_s = 100 / engine.throughput_tiles_per_s  # a 40x40 image is 100 tiles of 4
+    with pytest.raises(Overloaded):  # fits in the time left, but not in 90 % of it
+        await engine.upscale("srgan", tagged(2, 40, 40), deadline=time.monotonic() + needed_s / 0.95)
+    assert all(2 not in batch for batch in model.attempts)
+    roomy = time.monotonic() + needed_s / 0.8 + 0.5  # the half second absorbs the fake's sleep overshoot
+    result = await engine.upscale("srgan", tagged(3, 40, 40), deadline=roomy)
+    np.testing.assert_array_equal(result, nearest(tagged(3, 40, 40)))
+
+
 async def test_a_cancelled_request_never_reaches_the_model(engine_factory: EngineFactory) -> None:
     model, metrics = FakeModel(), Metrics()
     engine = await engine_factory({"srgan": model}, metrics=metrics)
