@@ -8,10 +8,13 @@ is the exported generator, rewritten at every checkpoint. Checkpoints are loaded
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import platform
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,6 +91,25 @@ class TrainConfig:
 def _to_tensor(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
     return x.contiguous(memory_format=torch.channels_last)
+
+
+@contextlib.contextmanager
+def _sigterm_checkpoints() -> Iterator[None]:
+    """Within this block SIGTERM stops training like Ctrl-C: with a checkpoint. Schedulers, container
+    stops and `kill` send SIGTERM, and a job started in the background by a non-interactive shell
+    ignores SIGINT, so without this the only way to stop it would lose the work since the last checkpoint."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live on the main thread
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Trainer:
@@ -217,7 +239,8 @@ class Trainer:
         run_start = time.perf_counter() - self.elapsed_s
         stop_at = time.perf_counter() + c.time_limit_min * 60 if c.time_limit_min else math.inf
         try:
-            self._loop(batches, run_start, stop_at)
+            with _sigterm_checkpoints():
+                self._loop(batches, run_start, stop_at)
         except KeyboardInterrupt:
             logger.warning("interrupted at iteration %d: writing a checkpoint", self.iteration)
             self._checkpoint()

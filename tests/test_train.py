@@ -1,3 +1,7 @@
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +82,29 @@ def test_srresnet_then_srgan_stage_resumable(image_folder: Path, tmp_path: Path)
     assert gan_info.training["stage"] == "srgan" and gan_info.training["content_loss"] == "dfeat"
     state = torch.load(second / "last.pt", weights_only=True)
     assert "discriminator" in state and "d_opt" in state
+
+
+def test_sigterm_stops_a_training_run_with_a_checkpoint(image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    log = tmp_path / "train.log"
+    command = [sys.executable, "-m", "app.cli", "train", "--data", str(image_folder), "--out", str(out),
+               "--stage", "srresnet", "--num-feat", "8", "--num-block", "1", "--batch-size", "2",
+               "--patch-size", "32", "--iterations", "1000000", "--checkpoint-every", "1000000",
+               "--log-every", "1", "--device", "cpu"]
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while "srresnet it " not in log.read_text():
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "training did not start"
+                time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["iteration"] >= 1, log.read_text()
+    _, info = load_generator(out / "generator.safetensors")
+    assert info.training["iterations"] == state["iteration"]
+    assert "interrupted at iteration" in log.read_text()
