@@ -35,8 +35,11 @@ class TileRequest:
     pending: deque[Tile]
     # Tiles not yet pasted: queued plus in flight. The request is done when this reaches zero.
     remaining: int
-    # Whether any of its tiles has been taken into a batch: until then it queues as a newcomer.
-    started: bool = False
+
+    @property
+    def started(self) -> bool:
+        """Whether any of its tiles has been taken into a batch: until then it queues as a newcomer."""
+        return len(self.pending) < len(self.grid)
 
 
 class TileQueue:
@@ -100,7 +103,6 @@ class TileQueue:
         batch: list[tuple[TileRequest, Tile]] = []
         while ring and len(batch) < max_tiles:
             request = ring.popleft()
-            request.started = True
             batch.append((request, request.pending.popleft()))
             if request.pending:
                 ring.append(request)

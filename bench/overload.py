@@ -32,6 +32,7 @@ from bench.serving import (
     metric_delta,
     parse_sizes,
     percentiles,
+    probe_concurrency,
     scrape,
 )
 
@@ -45,7 +46,7 @@ def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             closed_loop(
                 server.url,
                 payloads,
-                concurrency=max(4, 2 * (args.batch or 1)),  # full batches, within the deadline
+                concurrency=probe_concurrency(args.batch),
                 duration_s=args.probe_s,
                 timeout_s=args.deadline_s + 30,
             )

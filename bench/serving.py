@@ -78,6 +78,12 @@ def server_env(args: argparse.Namespace, weights: Path, **extra: str) -> dict[st
     return {**env, **extra}
 
 
+def probe_concurrency(batch: int | None) -> int:
+    """Clients for a closed-loop capacity probe: enough to keep batches full (2 x batch), at least 4,
+    and no more, since a CPU at one tile per batch cannot serve 16 at once within a deadline."""
+    return max(4, 2 * (batch or 1))
+
+
 @contextlib.contextmanager
 def bench_server(args: argparse.Namespace, **extra: str) -> Iterator[Server]:
     """A ready `srgan serve` with the script's settings: tiny random weights with --tiny (dry runs),

@@ -30,6 +30,7 @@ from bench.serving import (
     emit,
     machine,
     parse_sizes,
+    probe_concurrency,
     rss_bytes,
     scrape,
 )
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 closed_loop(
                     server.url,
                     payloads,
-                    concurrency=max(4, 2 * (args.batch or 1)),  # full batches, within the deadline
+                    concurrency=probe_concurrency(args.batch),
                     duration_s=20,
                     timeout_s=args.deadline_s + 30,
                 )
