@@ -113,16 +113,21 @@ def _register_eval(commands: Subparsers) -> None:
         help="nearest, bilinear, bicubic, srresnet, srgan, or a weights path (repeatable; default: all five)",
     )
     p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where generators run")
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p.set_defaults(handler=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import torch
+
     from app.weights_paths import shipped_weights
     from model.evaluate import INTERPOLATIONS, evaluate_generator, evaluate_method
     from model.weights import load_generator
 
     methods = args.method or [*INTERPOLATIONS, "srresnet", "srgan"]
+    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if cuda else "cpu")
     rows = []
     for folder in args.data:
         for method in methods:
@@ -131,7 +136,7 @@ def _eval(args: argparse.Namespace) -> int:
             else:
                 path = shipped_weights(method) if method in ("srresnet", "srgan") else Path(method)
                 model, _ = load_generator(path)
-                result = evaluate_generator(model.eval(), folder, args.scale, method)
+                result = evaluate_generator(model.to(device).eval(), folder, args.scale, method)
             rows.append(result)
             if not args.json:
                 print(

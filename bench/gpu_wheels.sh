@@ -3,6 +3,8 @@
 # as wheels for its Python 3.12 on x86-64, into build/gpu-wheels (ignored by git). Carry that folder to
 # the GPU box; bench/run_gpu.sh installs from it without a network. The image already has torch (CUDA),
 # numpy, pillow, safetensors, httpx, h11, anyio, click, prometheus-client and typing-extensions.
+# (fastapi 0.165 imports opentelemetry-api unconditionally; a rehearsal in a venv holding only the
+# image's packages found that.)
 #
 # Versions are those this repository is tested with; pydantic-core is the one binary wheel.
 set -euo pipefail
@@ -14,5 +16,6 @@ python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --im
     -d "$dest" \
     fastapi==0.165.0 starlette==1.10.0 annotated-doc==0.0.7 uvicorn==0.54.0 \
     pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 \
-    pydantic-settings==2.14.1 python-dotenv==1.2.2 python-multipart==0.0.34 pypng==0.20220715.0
+    pydantic-settings==2.14.1 python-dotenv==1.2.2 python-multipart==0.0.34 pypng==0.20220715.0 \
+    opentelemetry-api==1.45.2
 du -sh "$dest"

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.data import PatchSampler, prefetch
+from model.data import PatchSampler
 from model.discriminator import Discriminator
 from model.evaluate import evaluate_generator
 from model.generator import Generator
@@ -51,6 +50,7 @@ class TrainConfig:
     patch_size: int = 96  # paper's HR crop; the discriminator is built for this side
     lr: float = 2e-4  # Adam; 2x the paper's 1e-4, stable with the cosine decay below and faster early
     min_lr_ratio: float = 0.01  # cosine decay floor as a fraction of lr: late iterations refine, not jump
+    warmup_iterations: int = 0  # linear ramp to lr: a fresh Adam's first steps jolt a pretrained --init
     pixel_loss: str = "l1"  # "l1" or "mse": L1 converges to a higher PSNR for SR (Lim et al. 2017)
     content_loss: str = "dfeat"  # srgan stage: "dfeat" (no download) or "vgg19" (needs vgg_weights)
     vgg_weights: str | None = None  # local VGG19 weights for content_loss="vgg19"
@@ -67,7 +67,10 @@ class TrainConfig:
     val_every: int = 500
     checkpoint_every: int = 250  # CPU runs are slow: losing more than a few minutes hurts
     device: str = "auto"
-    time_limit_min: float | None = None  # stop with a checkpoint after this long (lent GPUs are timed)
+    # Stop with a checkpoint after this long (lent GPUs are timed). The cosine then also reaches its
+    # floor by this time (the lr is the lower of the iteration and the time schedule), so a run the
+    # clock ends still ends annealed; the time schedule restarts with each invocation.
+    time_limit_min: float | None = None
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
 
     def __post_init__(self) -> None:
@@ -93,9 +96,9 @@ class TrainConfig:
         }
 
 
-def _to_tensor(batch: np.ndarray, device: torch.device) -> torch.Tensor:
-    x = torch.from_numpy(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-    return x.contiguous(memory_format=torch.channels_last)
+def _to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC patches as float NCHW in [0, 1], channels_last (the layout the model runs in)."""
+    return batch.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=torch.channels_last)
 
 
 @contextlib.contextmanager
@@ -140,16 +143,24 @@ class Trainer:
             else config.device
         )
         torch.manual_seed(config.seed)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed patch shapes: pick the fastest conv kernels once
         self.generator = Generator(**config.arch).to(self.device)
         self.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=(0.9, 0.999))
+        # fused: one kernel per step for all parameters instead of several per tensor (CUDA only).
+        self.g_opt = torch.optim.Adam(
+            self.generator.parameters(), lr=config.lr, betas=(0.9, 0.999), fused=cuda
+        )
         self.discriminator: Discriminator | None = None
         self.d_opt: torch.optim.Optimizer | None = None
         self.vgg: VGG19Features | None = None
         if config.stage == "srgan":
             self.discriminator = Discriminator(input_size=config.patch_size).to(self.device)
             self.discriminator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=(0.9, 0.999))
+            self.d_opt = torch.optim.Adam(
+                self.discriminator.parameters(), lr=config.lr, betas=(0.9, 0.999), fused=cuda
+            )
             if config.content_loss == "vgg19":
                 assert config.vgg_weights is not None
                 self.vgg = VGG19Features(config.vgg_weights).to(self.device)
@@ -180,15 +191,22 @@ class Trainer:
             self.elapsed_s / 3600,
         )
 
-    def _lr_at(self, iteration: int) -> float:
+    def _lr_at(self, iteration: int, run_seconds: float = 0.0) -> float:
+        """Linear warm-up, then cosine decay to the floor by `iterations` or by the time limit, whichever
+        comes first; `run_seconds` is the time spent in this invocation."""
         c = self.config
         progress = min(iteration / max(c.iterations, 1), 1.0)
-        return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+        if c.time_limit_min:
+            progress = max(progress, min(run_seconds / (c.time_limit_min * 60), 1.0))
+        warmup = min((iteration + 1) / c.warmup_iterations, 1.0) if c.warmup_iterations else 1.0
+        cosine = c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return c.lr * warmup * cosine
 
     def _pixel_loss(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(sr, hr) if self.config.pixel_loss == "l1" else F.mse_loss(sr, hr)
 
-    def _step(self, lr_img: torch.Tensor, hr_img: torch.Tensor) -> dict[str, float]:
+    def _step(self, lr_img: torch.Tensor, hr_img: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimisation step; the losses stay on the device (reading them waits for the GPU)."""
         c = self.config
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=c.amp and self.device.type == "cuda")
         if self.discriminator is None:
@@ -197,7 +215,7 @@ class Trainer:
             self.g_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.g_opt.step()
-            return {"pixel": loss.item()}
+            return {"pixel": loss.detach()}
         assert self.d_opt is not None
         ones = torch.ones(lr_img.shape[0], 1, device=self.device)
         zeros = torch.zeros_like(ones)
@@ -225,10 +243,10 @@ class Trainer:
         d_loss.backward()
         self.d_opt.step()
         return {
-            "pixel": pixel.item(),
-            "content": content.item(),
-            "adv": adversarial.item(),
-            "d": d_loss.item(),
+            "pixel": pixel.detach(),
+            "content": content.detach(),
+            "adv": adversarial.detach(),
+            "d": d_loss.detach(),
         }
 
     def run(self) -> None:
@@ -237,24 +255,23 @@ class Trainer:
         if self.iteration >= c.iterations:
             logger.info("already at iteration %d of %d: nothing to do", self.iteration, c.iterations)
             return
-        sampler = PatchSampler(c.data, scale=c.scale, patch_size=c.patch_size)
+        sampler = PatchSampler(c.data, scale=c.scale, patch_size=c.patch_size, device=self.device)
         # A different seed per resume, so a resumed run does not replay the batches it already saw.
-        batches = prefetch(sampler, c.batch_size, seed=c.seed * 1_000_003 + self.iteration)
+        patch_rng = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + self.iteration)
         self.generator.train()
-        run_start = time.perf_counter() - self.elapsed_s
-        stop_at = time.perf_counter() + c.time_limit_min * 60 if c.time_limit_min else math.inf
         try:
             with _sigterm_checkpoints():
-                self._loop(batches, run_start, stop_at)
+                self._loop(sampler, patch_rng)
         except KeyboardInterrupt:
             logger.warning("interrupted at iteration %d: writing a checkpoint", self.iteration)
             self._checkpoint()
             raise
 
-    def _loop(
-        self, batches: Iterator[tuple[np.ndarray, np.ndarray]], run_start: float, stop_at: float
-    ) -> None:
+    def _loop(self, sampler: PatchSampler, patch_rng: torch.Generator) -> None:
         c = self.config
+        invocation_start = time.perf_counter()
+        trained_before = self.elapsed_s
+        stop_at = invocation_start + c.time_limit_min * 60 if c.time_limit_min else math.inf
         window_start, window_iters = time.perf_counter(), 0
         while self.iteration < c.iterations:
             if time.perf_counter() > stop_at:
@@ -263,16 +280,16 @@ class Trainer:
                 )
                 self._checkpoint()
                 return
-            lr_np, hr_np = next(batches)
-            lr_now = self._lr_at(self.iteration)
+            lr_patches, hr_patches = sampler.sample(c.batch_size, patch_rng)
+            lr_now = self._lr_at(self.iteration, time.perf_counter() - invocation_start)
             for opt in (self.g_opt, self.d_opt):
                 if opt is not None:
                     for group in opt.param_groups:
                         group["lr"] = lr_now
-            losses = self._step(_to_tensor(lr_np, self.device), _to_tensor(hr_np, self.device))
+            losses = self._step(_to_float(lr_patches), _to_float(hr_patches))
             self.iteration += 1
             window_iters += 1
-            self.elapsed_s = time.perf_counter() - run_start
+            self.elapsed_s = trained_before + time.perf_counter() - invocation_start
             if self.iteration % c.log_every == 0:
                 rate = window_iters / (time.perf_counter() - window_start)
                 logger.info(
@@ -280,7 +297,7 @@ class Trainer:
                     c.stage,
                     self.iteration,
                     c.iterations,
-                    " ".join(f"{k} {v:.4f}" for k, v in losses.items()),
+                    " ".join(f"{k} {v.item():.4f}" for k, v in losses.items()),
                     lr_now,
                     rate,
                 )

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from model.data import PatchSampler
+from model.imresize import imresize
 from model.train import TrainConfig, Trainer
 from model.weights import load_generator
 from tests.conftest import natural_like_image
@@ -43,10 +44,41 @@ def tiny_config(folder: Path, **overrides: object) -> TrainConfig:
 
 def test_patches_are_aligned_pairs(image_folder: Path) -> None:
     sampler = PatchSampler([image_folder], scale=4, patch_size=32)
-    lr, hr = sampler.sample(5, np.random.default_rng(0))
-    assert lr.shape == (5, 8, 8, 3) and hr.shape == (5, 32, 32, 3) and lr.dtype == np.uint8
-    # Each LR patch is (close to) the bicubic reduction of its HR patch: same mean brightness.
-    assert np.abs(lr.reshape(5, -1).mean(1) - hr.reshape(5, -1).mean(1)).max() < 12
+    lr, hr = sampler.sample(5, torch.Generator().manual_seed(0))
+    assert lr.shape == (5, 8, 8, 3) and hr.shape == (5, 32, 32, 3) and lr.dtype == torch.uint8
+    # Each LR patch is (close to) the bicubic reduction of its HR patch, also after the random flips
+    # and transposes: compare it with the bicubic reduction of the HR patch it came with.
+    for lr_patch, hr_patch in zip(lr.numpy(), hr.numpy(), strict=True):
+        expected = imresize(hr_patch, 1 / 4).astype(float)
+        assert np.abs(lr_patch.astype(float) - expected).mean() < 6
+
+
+def test_patches_never_reach_into_the_padding_of_smaller_images(tmp_path: Path) -> None:
+    # Images of different sizes and orientations share one zero-padded stack; every pixel here is >= 40,
+    # so a zero in a patch would be padding.
+    for i, (height, width) in enumerate([(36, 100), (120, 40), (48, 48)]):
+        pixels = natural_like_image(height, width, seed=i) // 2 + 40
+        Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / f"img{i}.png")
+    sampler = PatchSampler([tmp_path], scale=4, patch_size=32)
+    assert sampler.count == 3
+    lr, hr = sampler.sample(400, torch.Generator().manual_seed(1))
+    assert int(hr.min()) > 0 and int(lr.min()) > 0
+
+
+def test_learning_rate_warms_up_then_anneals_by_iterations_or_by_the_time_limit(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    trainer = Trainer(tiny_config(image_folder, iterations=1000, lr=1e-3, warmup_iterations=10), tmp_path)
+    assert trainer._lr_at(0) == pytest.approx(1e-4)  # 1/10 of the way up the ramp
+    assert trainer._lr_at(9) == pytest.approx(1e-3, rel=1e-3)
+    assert trainer._lr_at(500) == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))  # cosine midpoint
+    assert trainer._lr_at(1000) == pytest.approx(1e-5)  # the floor
+    # With a time limit, the lr is the lower of the two schedules: at half the time it is the midpoint
+    # even though few iterations were done, and at the limit it is the floor.
+    timed = Trainer(tiny_config(image_folder, iterations=1000, lr=1e-3, time_limit_min=2.0), tmp_path)
+    assert timed._lr_at(10, run_seconds=60) == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))
+    assert timed._lr_at(10, run_seconds=120) == pytest.approx(1e-5)
+    assert timed._lr_at(750, run_seconds=1) == pytest.approx(trainer._lr_at(750))
 
 
 def test_config_refuses_nonsense(image_folder: Path) -> None:
