@@ -46,6 +46,11 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 _ACCEPTED = "PNG, JPEG or WebP"
 _PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+# zlib level for PNG output. A x4 output has 16x the input's pixels, and encoding it is the CPU's
+# largest job per request: on the dev machine a 1024^2 photo took 393 ms at Pillow's default level 6 and
+# 164 ms at level 1, for a file 10 % larger. On the GPU the service was CPU-bound on exactly this
+# (docs/BENCHMARKS.md, "GPU"), so the fast level wins; /compare's PNGs already used it.
+PNG_COMPRESS_LEVEL = 1
 _SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".webp": "webp"}
 _OTHER_SIGNATURES = (
     (b"GIF87a", "GIF"),
@@ -138,8 +143,10 @@ def encode_image(image: DecodedImage, fmt: str, *, quality: int = 90) -> bytes:
     channels = _output_channels(image, fmt)
     icc_profile = _icc_for(image.icc_profile, channels.shape[2])
     if channels.dtype == np.uint16 and channels.shape[2] > 1:
-        return png16.write_png16(channels, icc_profile)
-    options: dict[str, object] = {} if fmt == "png" else {"quality": quality}
+        return png16.write_png16(channels, icc_profile, PNG_COMPRESS_LEVEL)
+    options: dict[str, object] = (
+        {"compress_level": PNG_COMPRESS_LEVEL} if fmt == "png" else {"quality": quality}
+    )
     if icc_profile is not None:
         options["icc_profile"] = icc_profile
     out = io.BytesIO()

@@ -54,8 +54,9 @@ def read_png16(data: bytes) -> tuple[np.ndarray, bool]:
     return pixels, bool(info["greyscale"])
 
 
-def write_png16(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
-    """Encode H x W x C uint16 pixels (C = 1..4) as a 16-bit PNG, with the ICC profile when given."""
+def write_png16(pixels: np.ndarray, icc_profile: bytes | None, compress_level: int = 6) -> bytes:
+    """Encode H x W x C uint16 pixels (C = 1..4) as a 16-bit PNG, with the ICC profile when given;
+    `compress_level` is zlib's (0-9)."""
     height, width, channels = pixels.shape
     rows = pixels.astype(">u2").reshape(height, -1).view(np.uint8)
     filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
@@ -67,7 +68,7 @@ def write_png16(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
     if icc_profile is not None:
         # Profile name, NUL, compression method 0 (zlib), compressed profile.
         chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
-    chunks += [_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6)), _chunk(b"IEND", b"")]
+    chunks += [_chunk(b"IDAT", zlib.compress(filtered.tobytes(), compress_level)), _chunk(b"IEND", b"")]
     return SIGNATURE + b"".join(chunks)
 
 

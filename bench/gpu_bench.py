@@ -11,6 +11,8 @@ cut-off run still returns what it measured):
 - e2e:     the service's `Upscaler` (uint8 host windows -> device -> uint8 host) at the service dtype;
 - compile: the same with torch.compile(mode="reduce-overhead") (CUDA graphs) at fixed batch sizes,
            with the compile time;
+- layers:  where a forward pass spends its time, per stage of the generator (head, residual body, each
+           upsampler's conv / PixelShuffle / PReLU, 9x9 tail), at the e2e dtype, channels_last;
 - service: `srgan serve` with SRGAN_DEVICE=cuda driven by the load generator at concurrency 32,
            micro-batching on vs SRGAN_MAX_BATCH=1, with batch fill and the server's CPU use.
 
@@ -70,6 +72,7 @@ DRY_RUN: dict[str, Any] = {
     "matmul_n": 256,
     "concurrency": 4,
     "service_batch": 4,
+    "layers_batch": 2,
     "service_seconds": 3.0,
     "service_sizes": "16x16,32x32",
     "budget_s": 300.0,
@@ -238,6 +241,74 @@ def _sweep_point(
     return row
 
 
+# The generator's stages in forward order, by module name; a stage missing from a model is left out.
+LAYERS = (
+    "conv_first",
+    "act_first",
+    "body",
+    "conv_body",
+    "upsample.0.0",
+    "upsample.0.1",
+    "upsample.0.2",
+    "upsample.1.0",
+    "upsample.1.1",
+    "upsample.1.2",
+    "conv_last",
+)
+
+
+def layer_times(
+    model: Generator, device: torch.device, dtype: torch.dtype, batch: int, window: int, repeats: int
+) -> list[dict[str, Any]]:
+    """Milliseconds per forward pass spent in each of LAYERS, timed with hooks around each module.
+
+    On CUDA the hooks record events on the stream (no synchronisation, so kernels still queue back to
+    back); on the CPU every op is synchronous and a clock read is exact.
+    """
+    net = copy.deepcopy(model).to(device=device, dtype=dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    modules = dict(net.named_modules())
+    names = [name for name in LAYERS if name in modules]
+    marks: dict[str, list[list[Any]]] = {name: [] for name in names}
+
+    def mark() -> Any:
+        if device.type != "cuda":
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def elapsed_ms(start: Any, end: Any) -> float:
+        return float(start.elapsed_time(end)) if device.type == "cuda" else (end - start) * 1000
+
+    handles = []
+    for name in names:
+        module, runs = modules[name], marks[name]
+        handles.append(module.register_forward_pre_hook(lambda m, a, runs=runs: runs.append([mark()])))
+        handles.append(module.register_forward_hook(lambda m, a, o, runs=runs: runs[-1].append(mark())))
+    x = torch.rand(batch, 3, window, window, device=device, dtype=dtype).contiguous(
+        memory_format=torch.channels_last
+    )
+    with torch.inference_mode():
+        for _ in range(3):
+            net(x)
+        sync(device)
+        for runs in marks.values():
+            runs.clear()
+        total_start = mark()
+        for _ in range(repeats):
+            net(x)
+        total_end = mark()
+        sync(device)
+    for handle in handles:
+        handle.remove()
+    total = elapsed_ms(total_start, total_end) / repeats
+    rows = [{"layer": "whole forward", "ms": total, "share": 1.0}]
+    for name in names:
+        ms = sum(elapsed_ms(start, end) for start, end in marks[name]) / repeats
+        rows.append({"layer": name, "ms": ms, "share": ms / total})
+    return [{"dtype": str(dtype).removeprefix("torch."), "batch": batch, **row} for row in rows]
+
+
 def upscaler_sweep(
     model: Generator,
     args: argparse.Namespace,
@@ -385,6 +456,16 @@ def markdown(result: dict[str, Any]) -> str:
                     for r in rows
                 ),
             ]
+    layers = [r for r in result.get("layers") or [] if isinstance(r, dict) and "ms" in r]
+    if layers:
+        lines += [
+            "",
+            f"Time per forward pass by stage ({layers[0]['dtype']}, channels_last, B={layers[0]['batch']}):",
+            "",
+            "| stage | ms | share |",
+            "|---|---|---|",
+            *(f"| {r['layer']} | {r['ms']:.3f} | {r['share']:.0%} |" for r in layers),
+        ]
     service = result.get("service") or {}
     if service and "error" not in service:
         lines += [
@@ -436,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-seconds", type=float, default=20.0)
     parser.add_argument("--service-sizes", default="64x64,128x128,96x128,192x192,256x256")
     parser.add_argument("--service-format", default="png", choices=("png", "jpeg", "webp"))
-    parser.add_argument("--sections", default="peak,flops,sweep,e2e,compile,service")
+    parser.add_argument("--sections", default="peak,flops,sweep,e2e,compile,layers,service")
+    parser.add_argument("--layers-batch", type=int, default=32, help="batch for the layers section")
     parser.add_argument("--budget-s", type=float, default=500.0, help="whole run, device call limit is 600")
     parser.add_argument(
         "--reserve-s",
@@ -512,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
             section(
                 "compile", lambda: upscaler_sweep(model, args, device, dtype, compile_batches, budget, True)
             )
+        section("layers", lambda: layer_times(model, device, dtype, args.layers_batch, window, repeats=20))
         section("service", lambda: service_gain(args, weights, budget))
     errors = {k: v["error"] for k, v in result.items() if isinstance(v, dict) and "error" in v}
     print(markdown(result) + "".join(f"\n{k} failed: {v}" for k, v in errors.items()))

@@ -200,6 +200,29 @@ def test_png16_output_is_readable_by_pillow_and_keeps_the_profile() -> None:
     assert output.size == (7, 6) and output.info["icc_profile"] == SRGB_PROFILE
 
 
+def zlib_level_of_first_idat(png_bytes: bytes) -> int:
+    """The FLEVEL field of the first IDAT chunk's zlib header: 0 is zlib's fastest levels (0-1), 2 level 6."""
+    offset = 8
+    while offset < len(png_bytes):
+        (length,) = struct.unpack(">I", png_bytes[offset : offset + 4])
+        if png_bytes[offset + 4 : offset + 8] == b"IDAT":
+            return png_bytes[offset + 9] >> 6
+        offset += 12 + length
+    raise AssertionError("no IDAT chunk")
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_png_output_uses_zlibs_fast_level(deep: bool) -> None:
+    # x4 outputs are large and encoding them is the service's main CPU cost: level 1, not Pillow's 6.
+    values = np.random.default_rng(0).integers(0, 65536 if deep else 256, (40, 30, 3))
+    pixels = values.astype(np.uint16 if deep else np.uint8)
+    encoded = encode_image(DecodedImage(pixels, None, False, None, "png"), "png")
+    assert zlib_level_of_first_idat(encoded) == 0
+    default_level = pypng_bytes(pixels) if deep else save(Image.fromarray(pixels), "png")
+    assert zlib_level_of_first_idat(default_level) != 0  # the measure tells the levels apart
+    assert np.array_equal(decode(encoded).rgb, pixels)
+
+
 @pytest.mark.parametrize("fmt", ["jpeg", "webp"])
 def test_16_bit_input_is_quantised_for_lossy_formats(fmt: str) -> None:
     values = np.full((8, 8, 3), 257 * 200, dtype=np.uint16)
