@@ -1,4 +1,5 @@
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,12 +146,19 @@ async def test_api_keys(tiny_weights_dir: Path) -> None:
 async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> None:
     async with running_client(tiny_weights_dir, max_queue_tiles=40) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        big = png_bytes(natural_like_image(96, 96))
-        first = asyncio.ensure_future(client.post("/upscale", **upload(big)))
-        while engine.queue_depth_tiles == 0:
-            await asyncio.sleep(0.005)
-        # While the first image's 36 tiles are queued, 9 more do not fit the bound of 40: refused at once.
-        second = await client.post("/upscale", **upload(png_bytes(natural_like_image(40, 40))))
+        # Hold the engine's one worker thread, so the first image's tiles stay queued however fast the
+        # model runs (on a loaded machine this test otherwise raced the worker and sometimes found room).
+        release = threading.Event()
+        engine._executor.submit(release.wait, 30)
+        try:
+            big = png_bytes(natural_like_image(96, 96))
+            first = asyncio.ensure_future(client.post("/upscale", **upload(big)))
+            while engine.queue_depth_tiles == 0:
+                await asyncio.sleep(0.005)
+            # With the first image's 36 tiles queued, 9 more do not fit the bound of 40: refused at once.
+            second = await client.post("/upscale", **upload(png_bytes(natural_like_image(40, 40))))
+        finally:
+            release.set()
         assert (await first).status_code == 200
     assert_error(second, 503, "queue_full")
     assert int(second.headers["retry-after"]) >= 1
