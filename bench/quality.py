@@ -4,7 +4,7 @@ Runs `srgan eval` logic (MATLAB bicubic x4 degradation, Y-channel PSNR/SSIM, 4-p
 Set5 and Set14, prints a markdown table beside Ledig et al. 2017's Table 2, and writes a side-by-side
 crop of one image (bicubic / SRResNet / SRGAN / original) so the texture difference can be seen.
 
-    python bench/quality.py --eval-root ../shared/datasets/eval --crop-out docs/img/crops.png
+    python -m bench.quality --eval-root ../shared/datasets/eval --crop-out docs/img/crops.png
 """
 
 from __future__ import annotations
