@@ -171,6 +171,23 @@ def load_folded(weights: Path, name: str) -> tuple[Generator, dict[str, int]]:
     return model.eval().fold_batchnorm(), info.arch
 
 
+def on_device(model: Generator, device: torch.device, dtype: torch.dtype) -> Generator:
+    """A copy of `model` on `device` in `dtype`, channels_last (the service's CUDA layout)."""
+    return copy.deepcopy(model).to(device=device, dtype=dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def random_windows(
+    batch: int,
+    window: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    memory_format: torch.memory_format = torch.channels_last,
+) -> torch.Tensor:
+    """A batch of random RGB windows in [0, 1) (random, not zeros: zeros can time faster than images)."""
+    x = torch.rand(batch, 3, window, window, device=device, dtype=dtype)
+    return x.contiguous(memory_format=memory_format)
+
+
 def model_sweep(
     model: Generator,
     args: argparse.Namespace,
@@ -221,8 +238,7 @@ def _sweep_point(
     try:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        x = torch.rand(batch, 3, window, window, device=device, dtype=DTYPES[dtype_name])
-        x = x.contiguous(memory_format=fmt)
+        x = random_windows(batch, window, device, DTYPES[dtype_name], fmt)
         with torch.inference_mode():
             per_batch = time_call(lambda: net(x), device, seconds)
     except torch.cuda.OutOfMemoryError:
@@ -268,7 +284,7 @@ def layer_times(
     On CUDA the hooks record events on the stream (no synchronisation, so kernels still queue back to
     back); on the CPU every op is synchronous and a clock read is exact.
     """
-    net = copy.deepcopy(model).to(device=device, dtype=dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    net = on_device(model, device, dtype)
     modules = dict(net.named_modules())
     names = [name for name in LAYERS if name in modules]
     marks: dict[str, list[list[Any]]] = {name: [] for name in names}
@@ -288,9 +304,7 @@ def layer_times(
         module, runs = modules[name], marks[name]
         handles.append(module.register_forward_pre_hook(lambda m, a, runs=runs: runs.append([mark()])))
         handles.append(module.register_forward_hook(lambda m, a, o, runs=runs: runs[-1].append(mark())))
-    x = torch.rand(batch, 3, window, window, device=device, dtype=dtype).contiguous(
-        memory_format=torch.channels_last
-    )
+    x = random_windows(batch, window, device, dtype)
     with torch.inference_mode():
         for _ in range(3):
             net(x)
@@ -339,16 +353,14 @@ def tail_experiment(
     rows = []
     for dtype_name in dtype_names:
         dtype = DTYPES[dtype_name]
-        base = copy.deepcopy(model).to(device=device, dtype=dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        x = torch.rand(batch, 3, window, window, device=device, dtype=dtype).contiguous(
-            memory_format=torch.channels_last
-        )
+        base = on_device(model, device, dtype)
+        x = random_windows(batch, window, device, dtype)
         with torch.inference_mode():
             reference = base(x).float()
         for channels in (None, 8, 16):
             net = copy.deepcopy(base)
             if channels is not None:
-                net.conv_last = PaddedTail(base.conv_last, channels)
+                net.conv_last = PaddedTail(base.conv_last, channels)  # type: ignore[assignment]
             with torch.inference_mode():
                 per_batch = time_call(functools.partial(net, x), device, args.seconds_per_point)
                 difference = float((net(x).float() - reference).abs().max())
@@ -513,28 +525,26 @@ def markdown(result: dict[str, Any]) -> str:
             ]
     layers = [r for r in result.get("layers") or [] if isinstance(r, dict) and "ms" in r]
     if layers:
-        lines += [
-            "",
+        lines += _table(
             f"Time per forward pass by stage ({layers[0]['dtype']}, channels_last, B={layers[0]['batch']}):",
-            "",
-            "| stage | ms | share |",
-            "|---|---|---|",
-            *(f"| {r['layer']} | {r['ms']:.3f} | {r['share']:.0%} |" for r in layers),
-        ]
+            ["stage", "ms", "share"],
+            [[r["layer"], f"{r['ms']:.3f}", f"{r['share']:.0%}"] for r in layers],
+        )
     tail = [r for r in result.get("tail") or [] if isinstance(r, dict) and "tiles_per_s" in r]
     if tail:
-        lines += [
-            "",
+        lines += _table(
             f"Tail padded to more output channels (channels_last, B={tail[0]['batch']}), tiles/s:",
-            "",
-            "| dtype | tail channels | tiles/s | max abs difference |",
-            "|---|---|---|---|",
-            *(
-                f"| {r['dtype']} | {r['tail_channels']} | {r['tiles_per_s']:.0f} | "
-                f"{r['max_abs_difference']:.2g} |"
+            ["dtype", "tail channels", "tiles/s", "max abs difference"],
+            [
+                [
+                    r["dtype"],
+                    str(r["tail_channels"]),
+                    f"{r['tiles_per_s']:.0f}",
+                    f"{r['max_abs_difference']:.2g}",
+                ]
                 for r in tail
-            ),
-        ]
+            ],
+        )
     service = result.get("service") or {}
     if service and "error" not in service:
         lines += [
@@ -559,6 +569,18 @@ def markdown(result: dict[str, Any]) -> str:
         if "batching_gain" in service:
             lines.append(f"\nBatching gain: {service['batching_gain']:.2f}x")
     return "\n".join(lines) + "\n"
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    """A titled markdown table, as lines, preceded by a blank line."""
+    return [
+        "",
+        title,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 def write(out: Path, result: dict[str, Any]) -> None:
