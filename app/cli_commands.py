@@ -119,15 +119,13 @@ def _register_eval(commands: Subparsers) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-
     from app.weights_paths import shipped_weights
     from model.evaluate import INTERPOLATIONS, evaluate_generator, evaluate_method
+    from model.inference import resolve_device
     from model.weights import load_generator
 
     methods = args.method or [*INTERPOLATIONS, "srresnet", "srgan"]
-    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if cuda else "cpu")
+    device = resolve_device(args.device)
     rows = []
     for folder in args.data:
         for method in methods:
