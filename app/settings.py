@@ -22,9 +22,7 @@ class Settings(BaseSettings):
     # little on small images; the pad is context that makes tiled output match whole-image output.
     tile: int = Field(96, ge=16, le=1024)
     tile_pad: int = Field(12, ge=0, le=128)
-    # Tiles per device call; None picks per device (`batch_for`). A GPU runs a batch of 8 in about the
-    # time of one tile, but a CPU takes 8x as long (docs/BENCHMARKS.md: batching gained 0.95x there),
-    # so on a CPU a bigger batch only makes a small image wait behind a large one's tiles.
+    # Tiles per device call; None picks per device (`app.engine.default_batch_size`).
     max_batch: int | None = Field(None, ge=1, le=256)
     max_wait_ms: float = Field(5.0, ge=0, le=1000)  # how long a batch may wait to fill
     max_queue_tiles: int = Field(512, ge=1)  # backpressure bound on queued tiles
@@ -46,12 +44,6 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError(f"unknown log level {value!r}")
         return level
-
-    def batch_for(self, device_type: str) -> int:
-        """`max_batch` when set, else 8 tiles on a GPU and 1 on a CPU."""
-        if self.max_batch is not None:
-            return self.max_batch
-        return 8 if device_type == "cuda" else 1
 
     @property
     def api_key_set(self) -> frozenset[str]:

@@ -1,4 +1,4 @@
-"""Time-boxed fuzzing of the decode path: mutated PNG/JPEG/WebP bytes into `app.codec.decode_image`.
+"""Time-boxed fuzzing of the decode path: mutated PNG/JPEG/WebP bytes into `app.imaging.decode.decode_image`.
 
 The service's promise is "never a 500 for bad input": whatever the bytes, `decode_image` returns a
 well-formed `DecodedImage` or raises a `ServiceError` subclass (BadImage, UnsupportedFormat, TooLarge).
@@ -29,9 +29,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.codec import DecodedImage, decode_image
 from app.errors import ServiceError
-from app.png16 import write_png16
+from app.imaging.decode import decode_image
+from app.imaging.image import DecodedImage
+from app.imaging.png16 import write_png16
 from bench.serving import (
     emit,
     natural_image,

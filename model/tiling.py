@@ -1,4 +1,7 @@
-"""Tiled inference: split a low-resolution image into fixed-size windows, upscale them, stitch the cores.
+"""Tiled inference, the one path from an image to its upscaled image: the CLI, the service's engine and
+the evaluation all run their windows through `run_windows`, which halves a batch that runs out of memory.
+
+An image is split into fixed-size low-resolution windows; the upscaled cores are stitched back together.
 
 Every window has the same shape, (tile + 2 * pad) squared, so windows from any images batch together.
 A window is a `tile` x `tile` core plus `pad` pixels of real neighbouring context on each side; only at
@@ -11,13 +14,31 @@ Coordinates are low-resolution pixels unless a name says `output_`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
 
 # Maps a batch of windows (N, S, S, 3) to their upscaled outputs (N, S*scale, S*scale, 3), same dtype.
 WindowFn = Callable[[np.ndarray], np.ndarray]
+
+
+class WindowModel(Protocol):
+    """A `WindowFn` that knows its own upscale factor (the engine serves models of different scales)."""
+
+    @property
+    def scale(self) -> int: ...
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+# What "this batch does not fit in device memory" looks like; such a batch is retried in halves.
+OOM_ERRORS: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError,)
 
 
 @dataclass(frozen=True)
@@ -87,12 +108,7 @@ class TileGrid:
         """The image mirrored by `pad` on every side, and further at the bottom/right to fill whole tiles."""
         extra_y = self.rows * self.tile - self.height
         extra_x = self.cols * self.tile - self.width
-        widths = ((self.pad, self.pad + extra_y), (self.pad, self.pad + extra_x), (0, 0))
-        # 'symmetric' mirrors including the edge pixel, so it is defined for a 1-pixel image, where
-        # 'reflect' is not; numpy repeats the mirroring when the pad is wider than the image.
-        if min(self.height, self.width) > 1:
-            return np.pad(image, widths[: image.ndim], mode="reflect")
-        return np.pad(image, widths[: image.ndim], mode="symmetric")
+        return mirror_pad(image, ((self.pad, self.pad + extra_y), (self.pad, self.pad + extra_x), (0, 0)))
 
     def window_of(self, padded: np.ndarray, tile: Tile) -> np.ndarray:
         """The fixed-size window of `tile` in the padded image (a view, no copy)."""
@@ -111,6 +127,41 @@ class TileGrid:
         )
 
 
+def run_windows(
+    upscale_windows: WindowFn,
+    windows: np.ndarray,
+    *,
+    scale: int,
+    oom_errors: tuple[type[BaseException], ...] = OOM_ERRORS,
+    context: str = "",
+) -> np.ndarray:
+    """`upscale_windows(windows)`, retried as two halves (recursively) when the device runs out of memory.
+
+    A single window that does not fit re-raises the out-of-memory error. An output of the wrong shape or
+    dtype raises RuntimeError here, so a wrong model fails its batch instead of pasting garbage.
+    `context` (e.g. the model and request ids) is appended to the log line of a split.
+    """
+    try:
+        upscaled = upscale_windows(windows)
+    except oom_errors:
+        if len(windows) == 1:
+            raise
+        half = len(windows) // 2
+        logger.warning("out of memory on %d tiles, retrying as %d + %d%s", len(windows), half,
+                       len(windows) - half, f" ({context})" if context else "")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # return the failed attempt's cached blocks before retrying
+        return np.concatenate([
+            run_windows(upscale_windows, windows[:half], scale=scale, oom_errors=oom_errors, context=context),
+            run_windows(upscale_windows, windows[half:], scale=scale, oom_errors=oom_errors, context=context),
+        ])
+    expected = (len(windows), windows.shape[1] * scale, windows.shape[2] * scale, windows.shape[3])
+    if upscaled.shape != expected or upscaled.dtype != windows.dtype:
+        raise RuntimeError(f"the model returned {upscaled.shape} {upscaled.dtype} for {windows.shape} "
+                           f"{windows.dtype}, expected {expected}" + (f" ({context})" if context else ""))
+    return upscaled
+
+
 def upscale_tiled(
     image: np.ndarray,
     upscale_windows: WindowFn,
@@ -120,6 +171,7 @@ def upscale_tiled(
     pad: int,
     batch_size: int = 4,
     progress: Callable[[int], None] | None = None,
+    oom_errors: tuple[type[BaseException], ...] = OOM_ERRORS,
 ) -> np.ndarray:
     """Upscale an H x W x 3 image window by window; memory on the device is bounded by one batch.
 
@@ -132,14 +184,33 @@ def upscale_tiled(
     for start in range(0, len(tiles), batch_size):
         batch = tiles[start : start + batch_size]
         windows = np.stack([grid.window_of(padded, t) for t in batch])
-        for t, upscaled in zip(batch, upscale_windows(windows), strict=True):
-            grid.paste(output, t, upscaled, scale)
+        upscaled = run_windows(upscale_windows, windows, scale=scale, oom_errors=oom_errors)
+        for t, window in zip(batch, upscaled, strict=True):
+            grid.paste(output, t, window, scale)
         if progress is not None:
             progress(len(batch))
     return output
 
 
-def upscale_whole(image: np.ndarray, upscale_windows: WindowFn, *, scale: int, pad: int) -> np.ndarray:
-    """Reference: the whole image as one window, mirrored by `pad` at its borders like the tiles are."""
-    grid = TileGrid(image.shape[0], image.shape[1], max(image.shape[:2]), pad)
-    return upscale_tiled(image, upscale_windows, scale=scale, tile=grid.tile, pad=pad, batch_size=1)
+def upscale_whole(image: np.ndarray, upscale_windows: WindowFn, *, scale: int, pad: int = 0) -> np.ndarray:
+    """The whole image as one window, mirrored by `pad` at its borders like the tiles are.
+
+    With `pad` 0 this is plain whole-image inference (the network's zero padding at the borders), which
+    is what the evaluation protocol measures; with the service's pad it is the reference tiling matches.
+    """
+    height, width = image.shape[:2]
+    window = mirror_pad(image, ((pad, pad), (pad, pad), (0, 0)))
+    upscaled = run_windows(upscale_windows, window[None], scale=scale)[0]
+    output_pad = pad * scale
+    return np.ascontiguousarray(
+        upscaled[output_pad : output_pad + height * scale, output_pad : output_pad + width * scale]
+    )
+
+
+def mirror_pad(image: np.ndarray, widths: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Mirror the image outwards by `widths` (numpy's pad widths), defined for every size down to 1x1."""
+    # 'symmetric' mirrors including the edge pixel, so it is defined for a 1-pixel image, where 'reflect'
+    # is not; numpy repeats the mirroring when the pad is wider than the image.
+    if min(image.shape[:2]) > 1:
+        return np.pad(image, widths[: image.ndim], mode="reflect")
+    return np.pad(image, widths[: image.ndim], mode="symmetric")

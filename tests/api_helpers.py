@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from app.main import create_app
-from app.metrics import Metrics
+from app.http.app import create_app
 from app.settings import Settings
+from app.telemetry import Metrics
 
 # Small tiles keep the tiny models fast while still giving multi-tile images and mixed batches.
 TEST_SETTINGS: dict[str, Any] = {

@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 from PIL import Image
 
-from app.png16 import write_png16
+from app.imaging.png16 import write_png16
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
 from tests.conftest import natural_like_image
 

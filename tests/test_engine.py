@@ -21,13 +21,12 @@ import torch
 
 from app.engine import Engine
 from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
-from app.metrics import Metrics
+from app.telemetry import Metrics
 from model.inference import Upscaler
-from model.tiling import upscale_tiled
+from model.tiling import WindowModel, upscale_tiled
 from tests.conftest import tiny_generator
 
 SCALE = 4
-ModelFn = Callable[[np.ndarray], np.ndarray]
 
 
 class FakeModel:
@@ -35,8 +34,9 @@ class FakeModel:
 
     def __init__(self, name: str = "srgan", *, seconds_per_tile: float = 0.0, fail_on: int | None = None,
                  oom_above: int | None = None, oom_error: type[BaseException] = torch.cuda.OutOfMemoryError,
-                 calls: list[tuple[str, list[int]]] | None = None) -> None:
+                 calls: list[tuple[str, list[int]]] | None = None, scale: int = SCALE) -> None:
         self.name, self.seconds_per_tile, self.fail_on = name, seconds_per_tile, fail_on
+        self.scale = scale
         self.oom_above, self.oom_error = oom_above, oom_error
         self.calls = calls if calls is not None else []
         self.attempts: list[list[int]] = []  # every call, including those that raised
@@ -58,7 +58,7 @@ class FakeModel:
             raise ValueError(f"fake: cannot process tile of request {self.fail_on}")
         self.batches.append(ids)
         self.calls.append((self.name, ids))
-        return windows.repeat(SCALE, axis=1).repeat(SCALE, axis=2)
+        return windows.repeat(self.scale, axis=1).repeat(self.scale, axis=2)
 
 
 def tagged(request: int, height: int, width: int, dtype: npt.DTypeLike = np.uint8) -> np.ndarray:
@@ -67,8 +67,8 @@ def tagged(request: int, height: int, width: int, dtype: npt.DTypeLike = np.uint
     return image
 
 
-def nearest(image: np.ndarray) -> np.ndarray:
-    return image.repeat(SCALE, axis=0).repeat(SCALE, axis=1)
+def nearest(image: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    return image.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 def far() -> float:
@@ -94,10 +94,10 @@ EngineFactory = Callable[..., Awaitable[Engine]]
 @pytest.fixture
 async def engine_factory() -> AsyncIterator[EngineFactory]:
     """Started engines with small test defaults (tile 4, pad 1, batch 4); all stopped afterwards."""
-    started: list[tuple[Engine, Mapping[str, ModelFn]]] = []
+    started: list[tuple[Engine, Mapping[str, WindowModel]]] = []
 
-    async def factory(models: Mapping[str, ModelFn], **overrides: Any) -> Engine:
-        options: dict[str, Any] = {"scale": SCALE, "tile": 4, "pad": 1, "max_batch": 4, "max_wait_s": 0.002,
+    async def factory(models: Mapping[str, WindowModel], **overrides: Any) -> Engine:
+        options: dict[str, Any] = {"tile": 4, "pad": 1, "max_batch": 4, "max_wait_s": 0.002,
                                    "max_queue_tiles": 1000, "metrics": Metrics()} | overrides
         engine = Engine(models, **options)
         await engine.start()
@@ -113,22 +113,31 @@ async def engine_factory() -> AsyncIterator[EngineFactory]:
 
 
 @pytest.mark.parametrize(("option", "value"), [
-    ("scale", 0), ("tile", 0), ("pad", -1), ("max_batch", 0), ("max_wait_s", -0.1), ("max_queue_tiles", 0)])
+    ("tile", 0), ("pad", -1), ("max_batch", 0), ("max_wait_s", -0.1), ("max_queue_tiles", 0)])
 def test_bad_parameters_are_refused_by_name(option: str, value: float) -> None:
-    options: dict[str, Any] = {"scale": 4, "tile": 4, "pad": 1, "max_batch": 4, "max_wait_s": 0.0,
+    options: dict[str, Any] = {"tile": 4, "pad": 1, "max_batch": 4, "max_wait_s": 0.0,
                                "max_queue_tiles": 10, option: value}
     with pytest.raises(ValueError, match=option):
         Engine({"srgan": FakeModel()}, **options)
 
 
-def test_a_model_of_another_scale_is_refused() -> None:
-    upscaler = Upscaler.from_module("srgan", tiny_generator(0), torch.device("cpu"), torch.float32)
-    with pytest.raises(ValueError, match="x4, but scale is 2"):
-        Engine({"srgan": upscaler}, scale=2, tile=4, pad=1, max_batch=1, max_wait_s=0, max_queue_tiles=1)
+def test_a_model_without_a_positive_scale_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'flat' has scale 0"):
+        Engine({"flat": FakeModel(scale=0)}, tile=4, pad=1, max_batch=1, max_wait_s=0, max_queue_tiles=1)
+
+
+async def test_models_of_different_scales_are_served_side_by_side(engine_factory: EngineFactory) -> None:
+    x2, x4 = FakeModel("x2", scale=2), FakeModel("x4", scale=4)
+    engine = await engine_factory({"x2": x2, "x4": x4})
+    images = [tagged(i, 7, 13) for i in (1, 2)]
+    doubled, quadrupled = await asyncio.gather(engine.upscale("x2", images[0], deadline=far()),
+                                               engine.upscale("x4", images[1], deadline=far()))
+    np.testing.assert_array_equal(doubled, nearest(images[0], 2))
+    np.testing.assert_array_equal(quadrupled, nearest(images[1], 4))
 
 
 async def test_bad_calls_are_value_errors_and_none_run_before_start(engine_factory: EngineFactory) -> None:
-    idle = Engine({"srgan": FakeModel()}, scale=4, tile=4, pad=1, max_batch=1, max_wait_s=0,
+    idle = Engine({"srgan": FakeModel()}, tile=4, pad=1, max_batch=1, max_wait_s=0,
                   max_queue_tiles=1)
     with pytest.raises(NotReady):
         await idle.upscale("srgan", tagged(1, 4, 4), deadline=far())
@@ -330,7 +339,13 @@ async def test_a_failing_batch_fails_only_its_requests(engine_factory: EngineFac
 
 
 async def test_a_model_returning_the_wrong_shape_fails_its_batch(engine_factory: EngineFactory) -> None:
-    engine = await engine_factory({"srgan": lambda windows: windows})
+    class Identity:
+        scale = SCALE
+
+        def __call__(self, windows: np.ndarray) -> np.ndarray:
+            return windows
+
+    engine = await engine_factory({"srgan": Identity()})
     with pytest.raises(RuntimeError, match="returned"):
         await engine.upscale("srgan", tagged(1, 4, 4), deadline=far())
 

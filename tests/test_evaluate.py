@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app.cli import main
+from app.cli.main import main
 from model.evaluate import INTERPOLATIONS, evaluate_method
 from tests.conftest import SHARED_DATASETS, natural_like_image
 

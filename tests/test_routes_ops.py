@@ -2,9 +2,10 @@ from pathlib import Path
 
 import httpx
 
-from app.main import create_app
-from app.metrics import Metrics
+from app.engine import default_batch_size
+from app.http.app import create_app
 from app.settings import Settings
+from app.telemetry import Metrics
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
 from tests.conftest import natural_like_image
 
@@ -25,8 +26,8 @@ async def test_health_ready_models_and_docs(tiny_weights_dir: Path) -> None:
 
 async def test_max_batch_defaults_to_one_tile_on_a_cpu_and_eight_on_a_gpu(tiny_weights_dir: Path) -> None:
     # On a CPU a batch costs time in proportion to its tiles, so batching only adds queueing delay.
-    assert Settings().batch_for("cpu") == 1 and Settings().batch_for("cuda") == 8
-    assert Settings(max_batch=3).batch_for("cpu") == 3 and Settings(max_batch=3).batch_for("cuda") == 3
+    assert default_batch_size("cpu") == 1 and default_batch_size("cuda") == 8
+    assert default_batch_size("cpu", 3) == 3 and default_batch_size("cuda", 3) == 3
     async with running_client(tiny_weights_dir, max_batch=None) as client:
         models = (await client.get("/v1/models")).json()["models"]
         assert {m["max_batch"] for m in models} == {1}

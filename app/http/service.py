@@ -14,10 +14,10 @@ from typing import Annotated
 import torch
 from fastapi import Depends, Request
 
-from app.engine import Engine
+from app.engine import Engine, default_batch_size
 from app.errors import NotReady
-from app.metrics import Metrics
 from app.settings import Settings
+from app.telemetry import Metrics
 from app.weights_paths import MODEL_NAMES, shipped_weights
 from model.inference import Upscaler, resolve_device, resolve_dtype
 
@@ -51,7 +51,7 @@ class Service:
         started = time.perf_counter()
         device = resolve_device(s.device)
         dtype = resolve_dtype(s.dtype, device)
-        max_batch = s.batch_for(device.type)
+        max_batch = default_batch_size(device.type, s.max_batch)
         for name in MODEL_NAMES:
             path = shipped_weights(name, s.weights_dir)
             upscaler = await asyncio.to_thread(Upscaler.from_file, name, path, device, dtype)
@@ -63,7 +63,6 @@ class Service:
             raise RuntimeError(f"the service serves x4 models; the weights have scales {sorted(scales)}")
         self.engine = Engine(
             self.upscalers,
-            scale=4,
             tile=s.tile,
             pad=s.tile_pad,
             max_batch=max_batch,

@@ -1,4 +1,4 @@
-"""The engine's waiting room: requests' pending tiles, grouped by batch key, taken round-robin.
+"""Fairness: requests' pending tiles, grouped by batch key, taken round-robin; batch keys take turns.
 
 Only the event loop touches this module's objects, so nothing here locks. The worker thread reads a
 request's `padded` image and writes its `output` image, never its bookkeeping.

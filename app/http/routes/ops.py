@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.service import ServiceDep
+from app.engine import default_batch_size
+from app.http.service import ServiceDep
 
 router = APIRouter()
 
@@ -49,7 +50,7 @@ async def models(service: ServiceDep) -> dict[str, Any]:
                 "dtype": str(u.dtype).removeprefix("torch."),
                 "tile_size": s.tile,
                 "tile_pad": s.tile_pad,
-                "max_batch": s.batch_for(u.device.type),
+                "max_batch": default_batch_size(u.device.type, s.max_batch),
                 "architecture": u.info.arch if u.info else None,
                 "training": u.info.training if u.info else None,
             }

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app import compare
-from app.codec import encode_image, finish_upscale, guess_format_from_name, read_image_file
+from app import comparison as methods
 from app.errors import ServiceError
+from app.imaging.decode import read_image_file
+from app.imaging.encode import encode_image
+from app.imaging.image import finish_upscale, guess_format_from_name
 from app.weights_paths import shipped_weights
 from model.data import IMAGE_SUFFIXES
 from model.inference import Upscaler, resolve_device, resolve_dtype
@@ -90,19 +92,19 @@ def upscale_files(args: argparse.Namespace) -> int:
 def compare_file(args: argparse.Namespace) -> int:
     try:
         decoded = read_image_file(args.image, max_pixels=64 * 1024 * 1024)
-        hr = compare.ground_truth(decoded)
+        hr = methods.ground_truth(decoded)
     except (ServiceError, OSError) as exc:
         print(f"srgan compare: {args.image}: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
-    lr = compare.degrade(hr)
-    outputs = compare.interpolate_all(lr)
-    for name in compare.SR_METHODS:
+    lr = methods.degrade(hr)
+    outputs = methods.interpolate_all(lr)
+    for name in methods.SR_METHODS:
         upscaler = load_upscaler(name, args.device)
-        outputs[name] = upscale_tiled(lr, upscaler, scale=compare.SCALE, tile=96, pad=12)
-    comparison = compare.assemble(hr, lr, outputs)
-    _write_atomically(Path(args.output), compare.render_mosaic(comparison))
+        outputs[name] = upscale_tiled(lr, upscaler, scale=methods.SCALE, tile=96, pad=12)
+    comparison = methods.assemble(hr, lr, outputs)
+    _write_atomically(Path(args.output), methods.render_mosaic(comparison))
     if args.json:
-        body = compare.to_json(comparison)
+        body = methods.to_json(comparison)
         body.pop("input"), body.pop("original")
         for method in body["methods"]:
             method.pop("image")

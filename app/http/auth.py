@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.errors import Unauthorized
-from app.service import ServiceDep
+from app.http.service import ServiceDep
 
 
 def _presented_key(request: Request) -> str | None:

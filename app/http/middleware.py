@@ -15,9 +15,9 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
-from app.http_errors import service_error_response
+from app.http.error_mapping import service_error_response
 from app.logs import request_id_var
-from app.metrics import Metrics
+from app.telemetry import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -8,19 +8,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-# Before torch loads OpenMP: spinning worker threads collapse throughput (6x measured) whenever another
-# process holds a core, and the CLI runs inference on its main thread. The service is unaffected.
+# Before torch loads OpenMP: spinning worker threads collapse throughput whenever another process holds a
+# core (docs/BENCHMARKS.md, "OpenMP wait policy"), and the CLI runs inference on its main thread.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from app import cli_commands
+from app.cli import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN x4 super-resolution.")
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for register in cli_commands.REGISTER:
-        register(commands)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for register in commands.REGISTER:
+        register(subparsers)
     return parser
 
 
@@ -33,7 +33,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     result: int = args.handler(args)
     return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -51,7 +51,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _upscale(args: argparse.Namespace) -> int:
-    from app.offline import upscale_files
+    from app.cli.offline import upscale_files
 
     return upscale_files(args)
 
@@ -66,7 +66,7 @@ def _register_compare(commands: Subparsers) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from app.offline import compare_file
+    from app.cli.offline import compare_file
 
     return compare_file(args)
 
@@ -155,7 +155,7 @@ def _register_serve(commands: Subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from app.server import serve
+    from app.http.server import serve
 
     serve(args.host, args.port)
     return 0

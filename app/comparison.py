@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.codec import DecodedImage
 from app.errors import TooSmall
+from app.imaging.image import DecodedImage
 from model.evaluate import INTERPOLATIONS, make_lr, score
 
 SCALE = 4

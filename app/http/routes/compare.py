@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app import compare
-from app.auth import AuthDep
-from app.codec import decode_image
+from app import comparison as methods
+from app.http.auth import AuthDep
+from app.http.routes.uploads import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
+from app.http.service import ServiceDep
+from app.imaging.decode import decode_image
 from app.logs import request_id_var
-from app.routes.common import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
-from app.service import ServiceDep
 
 router = APIRouter()
 
@@ -40,15 +40,15 @@ async def compare_methods(
     engine = service.require_ready()
     data = await read_image_field(request)
     decoded = await asyncio.to_thread(decode_image, data, max_pixels=service.settings.max_input_pixels)
-    hr = await asyncio.to_thread(compare.ground_truth, decoded)
-    lr = await asyncio.to_thread(compare.degrade, hr)  # MATLAB bicubic: ~50 ms per megapixel
+    hr = await asyncio.to_thread(methods.ground_truth, decoded)
+    lr = await asyncio.to_thread(methods.degrade, hr)  # MATLAB bicubic: ~50 ms per megapixel
     request_id = request_id_var.get()
 
     async def restore_all() -> dict[str, Any]:
         jobs = [
             asyncio.ensure_future(job)
             for job in (
-                asyncio.to_thread(compare.interpolate_all, lr),
+                asyncio.to_thread(methods.interpolate_all, lr),
                 engine.upscale("srresnet", lr, deadline=deadline, request_id=request_id),
                 engine.upscale("srgan", lr, deadline=deadline, request_id=request_id),
             )
@@ -62,9 +62,9 @@ async def compare_methods(
         return {**interpolated, "srresnet": results[1], "srgan": results[2]}
 
     outputs = await unless_disconnected(request, restore_all())
-    comparison = await asyncio.to_thread(compare.assemble, hr, lr, outputs)
+    comparison = await asyncio.to_thread(methods.assemble, hr, lr, outputs)
     service.metrics.pixels.labels("in").inc(2 * lr.shape[0] * lr.shape[1])
     service.metrics.pixels.labels("out").inc(2 * hr.shape[0] * hr.shape[1])
     if output == "image":
-        return Response(await asyncio.to_thread(compare.render_mosaic, comparison), media_type="image/png")
-    return await asyncio.to_thread(compare.to_json, comparison)
+        return Response(await asyncio.to_thread(methods.render_mosaic, comparison), media_type="image/png")
+    return await asyncio.to_thread(methods.to_json, comparison)

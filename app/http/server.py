@@ -7,9 +7,9 @@ from types import FrameType
 
 import uvicorn
 
+from app.http.app import create_app
+from app.http.service import Service
 from app.logs import configure_logging
-from app.main import create_app
-from app.service import Service
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
-from app.metrics import Metrics
+from app.telemetry import Metrics
 
 logger = logging.getLogger(__name__)
 

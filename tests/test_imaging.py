@@ -15,15 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps
 
-from app.codec import (
-    DecodedImage,
-    decode_image,
-    encode_image,
-    finish_upscale,
-    guess_format_from_name,
-    read_image_file,
-)
 from app.errors import BadImage, InvalidParameter, ServiceError, TooLarge, UnsupportedFormat
+from app.imaging.decode import decode_image, read_image_file
+from app.imaging.encode import encode_image
+from app.imaging.image import DecodedImage, finish_upscale, guess_format_from_name
 
 MAX_PIXELS = 1_000_000
 PIL_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -454,7 +449,7 @@ def test_read_image_file_decodes_files(tmp_path: Path) -> None:
 
 def test_sixteen_bit_colour_png_has_its_own_pixel_limit() -> None:
     """Its decoder is pure Python: a small upload must not buy tens of seconds of server time."""
-    from app import png16
+    from app.imaging import png16
 
     pixels = np.zeros((1025, 1024, 3), np.uint16)
     with pytest.raises(TooLarge):

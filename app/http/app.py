@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.http_errors import install_error_handlers
-from app.metrics import Metrics
-from app.middleware import RequestContextMiddleware
-from app.routes import compare, demo, ops, upscale
-from app.service import Service
+from app.http.error_mapping import install_error_handlers
+from app.http.middleware import RequestContextMiddleware
+from app.http.routes import compare, demo, ops, upscale
+from app.http.service import Service
 from app.settings import Settings
+from app.telemetry import Metrics
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> FastAPI:

@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth import AuthDep
-from app.codec import MEDIA_TYPES, decode_image, encode_image, finish_upscale
+from app.http.auth import AuthDep
+from app.http.routes.uploads import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
+from app.http.service import ServiceDep
+from app.imaging.decode import decode_image
+from app.imaging.encode import encode_image
+from app.imaging.image import MEDIA_TYPES, finish_upscale
 from app.logs import request_id_var
-from app.routes.common import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
-from app.service import ServiceDep
 
 router = APIRouter()
 

@@ -1,11 +1,12 @@
-"""The micro-batching engine: every request's tiles share one queue and one device worker.
+"""The engine's lifecycle and batch loop: every request's tiles share one queue and one device worker.
 
 An image becomes fixed-size low-resolution windows (`model.tiling`), so tiles of any image size, from
 any number of requests, batch together at one shape and device memory per batch is bounded. A batch
 holds tiles of one model and one pixel dtype. The engine forms a batch only when its worker is free:
 it returns at most `max_batch` tiles and waits for more no longer than until its oldest tile has been
 queued for `max_wait_s`. Tiles are taken round-robin across the requests of one model and dtype, and
-models take turns. Inference, padding and stitching run off the event loop.
+models take turns (`queue`); what is let in is `admission`'s decision; a batch runs in `worker`.
+Inference, padding and stitching run off the event loop.
 """
 
 from __future__ import annotations
@@ -18,64 +19,71 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
-from app.engine_batch import Batch, ModelFn, Throughput, infer_batch, prepare
-from app.engine_queue import BatchKey, TileQueue, TileRequest
-from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
-from app.metrics import Metrics
-from model.tiling import TileGrid
-
-# Admission plans all queued work into this share of the time left before the earliest deadline.
-# bench/overload.py at 3x capacity on the CPU: with the whole time planned, 1 of 73 admitted requests
-# was late.
-DEADLINE_PLANNING_SHARE = 0.9
+from app.engine.admission import Admission
+from app.engine.queue import BatchKey, TileQueue, TileRequest
+from app.engine.worker import Batch, infer_batch, prepare
+from app.errors import DeadlineExceeded, NotReady
+from app.telemetry import Metrics
+from model.tiling import OOM_ERRORS, TileGrid, WindowModel
 
 logger = logging.getLogger(__name__)
+
+
+def default_batch_size(device_type: str, configured: int | None = None) -> int:
+    """Tiles per device call: `configured` when set, else 8 on a GPU and 1 on a CPU.
+
+    A GPU runs a batch of 8 in about the time of one tile, but a CPU takes 8x as long (docs/BENCHMARKS.md:
+    batching gained 0.95x there), so on a CPU a bigger batch only makes a small image wait behind a large
+    one's tiles.
+    """
+    if configured is not None:
+        return configured
+    return 8 if device_type == "cuda" else 1
 
 
 class Engine:
     """Queues tiles of all requests and runs them in batches on one worker thread.
 
     Args:
-        models: name -> callable mapping (N, S, S, 3) uint8/uint16 windows to (N, S*scale, S*scale, 3).
-        scale: upscaling factor of every model.
+        models: name -> callable mapping (N, S, S, 3) uint8/uint16 windows to (N, S*scale, S*scale, 3),
+            with its own `scale`; models of different scales are served side by side.
         tile, pad: low-resolution tile side and context on each side (window side is tile + 2 * pad).
         max_batch: a batch returns at most this many tiles.
         max_wait_s: a batch that is not full waits for more tiles no longer than until its oldest tile
             has been queued this long (tiles that queued while the worker was busy do not wait again).
         max_queue_tiles: queued tiles beyond which requests are refused with `Overloaded`; an image with
-            more tiles than this is admitted only into an empty queue.
+            more tiles than this is refused with `TooLarge` (see `admission`).
         metrics: where to report; a private instance if None.
         oom_errors: exceptions meaning "batch too large for device memory": the batch is split in halves.
     """
 
-    def __init__(self, models: Mapping[str, ModelFn], *, scale: int, tile: int, pad: int, max_batch: int,
+    def __init__(self, models: Mapping[str, WindowModel], *, tile: int, pad: int, max_batch: int,
                  max_wait_s: float, max_queue_tiles: int, metrics: Metrics | None = None,
-                 oom_errors: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError,)) -> None:
+                 oom_errors: tuple[type[BaseException], ...] = OOM_ERRORS) -> None:
         if not models:
             raise ValueError("models must name at least one model")
-        for name, value, low in (("scale", scale, 1), ("tile", tile, 1), ("pad", pad, 0),
-                                 ("max_batch", max_batch, 1), ("max_queue_tiles", max_queue_tiles, 1)):
+        for name, value, low in (("tile", tile, 1), ("pad", pad, 0), ("max_batch", max_batch, 1),
+                                 ("max_queue_tiles", max_queue_tiles, 1)):
             if value < low:
                 raise ValueError(f"{name} must be at least {low}, got {value}")
         if not max_wait_s >= 0:
             raise ValueError(f"max_wait_s must be non-negative, got {max_wait_s}")
         for name, fn in models.items():
-            if (model_scale := getattr(fn, "scale", scale)) != scale:
-                raise ValueError(f"model {name!r} upscales x{model_scale}, but scale is {scale}")
+            if not (isinstance(fn.scale, int) and fn.scale >= 1):
+                raise ValueError(f"model {name!r} has scale {fn.scale!r}; it must be a positive integer")
         self._models = dict(models)
-        self._scale, self._tile, self._pad = scale, tile, pad
-        self._max_batch, self._max_wait_s, self._max_queue_tiles = max_batch, max_wait_s, max_queue_tiles
+        self._tile, self._pad = tile, pad
+        self._max_batch, self._max_wait_s = max_batch, max_wait_s
         self._metrics = metrics if metrics is not None else Metrics()
         self._oom_errors = oom_errors
         self._queue = TileQueue(on_depth=self._metrics.queue_depth.set)
+        self._admission = Admission(max_queue_tiles=max_queue_tiles, tile=tile)
         self._reserved = 0  # admitted tiles still being padded, not yet queued
         self._preparing = 0  # requests those tiles belong to
         self._in_flight = 0
         self._live: set[TileRequest] = set()
         self._arrived = asyncio.Event()
-        self._throughput = Throughput()
         self._accepting = False
         self._executor: ThreadPoolExecutor | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -91,7 +99,7 @@ class Engine:
     @property
     def throughput_tiles_per_s(self) -> float | None:
         """Moving average of tiles per second over recent batches; None before the first batch."""
-        return self._throughput.tiles_per_s
+        return self._admission.throughput.tiles_per_s
 
     async def start(self) -> None:
         if self._loop_task is not None:
@@ -139,7 +147,7 @@ class Engine:
 
     async def upscale(self, model: str, image: np.ndarray, *, deadline: float,
                       request_id: str = "-") -> np.ndarray:
-        """Upscale an H x W x 3 uint8/uint16 image by `scale`; the result has the image's dtype.
+        """Upscale an H x W x 3 uint8/uint16 image by the model's scale; the result has the image's dtype.
 
         `deadline` is a `time.monotonic()` value. Raises NotReady when not accepting, Overloaded when the
         queue is full or the deadline cannot be met behind it, DeadlineExceeded when it passes.
@@ -152,11 +160,13 @@ class Engine:
         if not self._accepting:
             raise NotReady("the engine is not accepting requests")
         grid = TileGrid(image.shape[0], image.shape[1], self._tile, self._pad)
-        self._admit(len(grid), deadline, request_id)
+        self._admission.check(len(grid), deadline, queued=self._queue.depth + self._reserved,
+                              in_flight=self._in_flight, deadlines=(r.deadline for r in self._live),
+                              request_id=request_id)
         self._reserved += len(grid)
         self._preparing += 1
         try:
-            padded, output, tiles = await asyncio.to_thread(prepare, grid, image, self._scale)
+            padded, output, tiles = await asyncio.to_thread(prepare, grid, image, self._models[model].scale)
         finally:
             self._reserved -= len(grid)
             self._preparing -= 1
@@ -176,39 +186,6 @@ class Engine:
             raise DeadlineExceeded("the request did not finish before its deadline") from None
         finally:
             self._release(request)
-
-    def _admit(self, tiles: int, deadline: float, request_id: str) -> None:
-        """Refuse at once what cannot be served: an image larger than the queue, a full queue, or work that
-        would make this request, or any request already admitted, miss its deadline."""
-        now = time.monotonic()
-        if deadline <= now:
-            raise DeadlineExceeded("the request's deadline had passed before it was queued")
-        if tiles > self._max_queue_tiles:
-            # Admitting it would lock every other request out until it finished.
-            raise TooLarge(f"the image needs {tiles} tiles of {self._tile} pixels; this service queues at "
-                           f"most {self._max_queue_tiles}: send a smaller image")
-        queued = self._queue.depth + self._reserved
-        if queued + tiles > self._max_queue_tiles:
-            logger.info("request %s refused: %d tiles queued, %d more asked", request_id, queued, tiles)
-            raise Overloaded(f"the queue is full ({queued} tiles waiting)",
-                             self._throughput.retry_after_s(queued + tiles - self._max_queue_tiles))
-        # Round-robin shares the device among all queued requests, so a request finishes at the latest
-        # when all work in the system is done, later arrivals' share included. Admitting only what lets
-        # all that work finish before the earliest deadline in the system keeps every admitted request
-        # on time (as far as the measured throughput holds). The plan keeps some of the time left in
-        # reserve: batch times vary (on a CPU, decoding and encoding share the cores), and a plan with
-        # no slack turns every slow batch into a missed deadline.
-        work = queued + self._in_flight + tiles
-        estimate_s = self._throughput.seconds_for(work)
-        earliest = min([deadline, *(r.deadline for r in self._live)])
-        budget_s = DEADLINE_PLANNING_SHARE * (earliest - now)
-        if estimate_s is not None and estimate_s > budget_s:
-            rate = self._throughput.tiles_per_s or 1.0
-            excess = work - int(budget_s * rate)
-            logger.info("request %s refused: %d tiles of work need ~%.1fs, earliest deadline in %.1fs",
-                        request_id, work, estimate_s, earliest - now)
-            raise Overloaded(f"the service cannot finish this request in time (~{estimate_s:.1f}s of work "
-                             "queued); retry later", self._throughput.retry_after_s(excess))
 
     def _release(self, request: TileRequest) -> None:
         """The caller is gone (result, error, timeout or cancellation): drop whatever it still had queued."""
@@ -264,7 +241,8 @@ class Engine:
         self._metrics.batch_size.labels(model=model).observe(len(batch))
         self._in_flight = len(batch)
         try:
-            run = functools.partial(infer_batch, self._models[model], model, batch, scale=self._scale,
+            fn = self._models[model]
+            run = functools.partial(infer_batch, fn, model, batch, scale=fn.scale,
                                     oom_errors=self._oom_errors)
             await asyncio.get_running_loop().run_in_executor(self._executor, run)
         except Exception as error:
@@ -279,7 +257,7 @@ class Engine:
             self._queue.served(key, time.monotonic())
         elapsed = time.monotonic() - started
         self._metrics.batch_duration.labels(model=model).observe(elapsed)
-        self._throughput.record(len(batch), elapsed)
+        self._admission.throughput.record(len(batch), elapsed)
         for request, _tile in batch:
             request.remaining -= 1
             if request.remaining == 0 and not request.future.done():

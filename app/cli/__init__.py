@@ -1,0 +1,1 @@
+"""The `srgan` command line (`main`), its sub-commands (`commands`) and the offline paths (`offline`)."""
