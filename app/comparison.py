@@ -1,5 +1,9 @@
-"""The talk's comparison: an image taken as ground truth, degraded by the protocol's bicubic x4, then
-restored by each method and scored against the original. Shared by `POST /compare` and `srgan compare`.
+"""The talk's comparison: an image taken as ground truth, degraded by the protocol's bicubic reduction,
+then restored by each method and scored against the original. Shared by `POST /compare` and
+`srgan compare`.
+
+The methods are the interpolations and every registered model of the default model's scale, which is
+the comparison's scale.
 """
 
 from __future__ import annotations
@@ -16,52 +20,73 @@ from PIL import Image, ImageDraw, ImageFont
 from app.errors import TooSmall
 from app.imaging.image import DecodedImage
 from model.evaluate import INTERPOLATIONS, make_lr, score
+from model.registry import ModelRegistry
 
-SCALE = 4
-SR_METHODS = ("srresnet", "srgan")
-METHODS = (*INTERPOLATIONS, *SR_METHODS)
-# SSIM's 11x11 window must fit after the 4-pixel border crop: 11 + 2 * 4 = 19, rounded up to x4.
-MIN_SIDE = 20
+INTERPOLATION_LABELS = {"nearest": "Nearest", "bilinear": "Bilinear", "bicubic": "Bicubic"}
+SSIM_WINDOW = 11
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a comparison runs: its scale, the models restoring the reduction, every method's label."""
+
+    scale: int
+    models: tuple[str, ...]
+    labels: Mapping[str, str]  # method -> display name, interpolations first
+
+    @classmethod
+    def for_registry(cls, registry: ModelRegistry) -> Plan:
+        scale = registry.default.scale
+        specs = [spec for spec in registry if spec.scale == scale]
+        labels = {**INTERPOLATION_LABELS, **{spec.name: spec.label for spec in specs}}
+        return cls(scale=scale, models=tuple(spec.name for spec in specs), labels=labels)
+
+    @property
+    def min_side(self) -> int:
+        """SSIM's window must fit after the border crop of `scale` pixels, in whole multiples of it."""
+        return -(-(SSIM_WINDOW + 2 * self.scale) // self.scale) * self.scale
 
 
 @dataclass(frozen=True)
 class Comparison:
+    plan: Plan
     hr: np.ndarray  # H x W x 3 (or H x W for gray) uint8, cropped to a multiple of the scale
     lr: np.ndarray  # the degraded input, RGB uint8
     outputs: Mapping[str, np.ndarray]  # method -> RGB uint8 at HR size
     scores: Mapping[str, tuple[float, float]]  # method -> (PSNR dB, SSIM)
 
 
-def ground_truth(decoded: DecodedImage) -> np.ndarray:
+def ground_truth(decoded: DecodedImage, plan: Plan) -> np.ndarray:
     """The 8-bit HR to compare against: gray stays 2-D (measured on raw values, as the literature does);
     a transparent image is taken as composited over black (its premultiplied colour)."""
     rgb = decoded.rgb if decoded.rgb.dtype == np.uint8 else (decoded.rgb >> 8).astype(np.uint8)
     hr = rgb[..., 0] if decoded.grayscale else rgb
     height, width = hr.shape[:2]
-    if min(height, width) < MIN_SIDE:
+    side, scale = plan.min_side, plan.scale
+    if min(height, width) < side:
         raise TooSmall(
-            f"/compare needs at least {MIN_SIDE}x{MIN_SIDE} pixels (the original is downscaled x4 "
-            f"and scored with an 11x11 SSIM window); got {width}x{height}"
+            f"/compare needs at least {side}x{side} pixels (the original is downscaled x{scale} "
+            f"and scored with an {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window); got {width}x{height}"
         )
-    return np.ascontiguousarray(hr[: height - height % SCALE, : width - width % SCALE])
+    return np.ascontiguousarray(hr[: height - height % scale, : width - width % scale])
 
 
-def degrade(hr: np.ndarray) -> np.ndarray:
-    return make_lr(hr, SCALE)
+def degrade(hr: np.ndarray, plan: Plan) -> np.ndarray:
+    return make_lr(hr, plan.scale)
 
 
-def interpolate_all(lr: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: method(lr, SCALE) for name, method in INTERPOLATIONS.items()}
+def interpolate_all(lr: np.ndarray, plan: Plan) -> dict[str, np.ndarray]:
+    return {name: method(lr, plan.scale) for name, method in INTERPOLATIONS.items()}
 
 
-def assemble(hr: np.ndarray, lr: np.ndarray, outputs: Mapping[str, np.ndarray]) -> Comparison:
-    """Score every method's output against the HR, in METHODS order."""
-    ordered = {name: outputs[name] for name in METHODS}
+def assemble(plan: Plan, hr: np.ndarray, lr: np.ndarray, outputs: Mapping[str, np.ndarray]) -> Comparison:
+    """Score every method's output against the HR, in the plan's order."""
+    ordered = {name: outputs[name] for name in plan.labels}
     scores = {}
     for name, sr in ordered.items():
-        s = score(sr, hr, SCALE)
+        s = score(sr, hr, plan.scale)
         scores[name] = (s.psnr, s.ssim)
-    return Comparison(hr=hr, lr=lr, outputs=ordered, scores=scores)
+    return Comparison(plan=plan, hr=hr, lr=lr, outputs=ordered, scores=scores)
 
 
 def _png_data_uri(array: np.ndarray) -> str:
@@ -72,17 +97,19 @@ def _png_data_uri(array: np.ndarray) -> str:
 
 def to_json(comparison: Comparison) -> dict[str, Any]:
     """The /compare JSON body: sizes, and per method its scores and image as a PNG data URI."""
-    hr, lr = comparison.hr, comparison.lr
+    hr, lr, scale = comparison.hr, comparison.lr, comparison.plan.scale
     return {
-        "scale": SCALE,
+        "scale": scale,
         "original_size": {"width": hr.shape[1], "height": hr.shape[0]},
         "input_size": {"width": lr.shape[1], "height": lr.shape[0]},
-        "protocol": "bicubic x4 degradation (MATLAB imresize); PSNR/SSIM on Y (BT.601), 4-pixel border crop",
+        "protocol": f"bicubic x{scale} degradation (MATLAB imresize); PSNR/SSIM on Y (BT.601), "
+        f"{scale}-pixel border crop",
         "input": _png_data_uri(lr),
         "original": _png_data_uri(hr),
         "methods": [
             {
                 "name": name,
+                "label": comparison.plan.labels[name],
                 "psnr": round(psnr, 3),
                 "ssim": round(ssim, 4),
                 "image": _png_data_uri(comparison.outputs[name]),
@@ -92,15 +119,6 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
     }
 
 
-LABELS = {
-    "nearest": "Nearest",
-    "bilinear": "Bilinear",
-    "bicubic": "Bicubic",
-    "srresnet": "SRResNet",
-    "srgan": "SRGAN",
-}
-
-
 def render_mosaic(comparison: Comparison, columns: int = 3) -> bytes:
     """One PNG: each method and the original side by side, each labelled with its PSNR/SSIM."""
     hr = comparison.hr
@@ -108,8 +126,9 @@ def render_mosaic(comparison: Comparison, columns: int = 3) -> bytes:
     font_size = max(12, min(28, width // 14))
     font = ImageFont.load_default(size=font_size)
     label_h = int(font_size * 2.6)
+    labels, scores = comparison.plan.labels, comparison.scores
     panels: list[tuple[np.ndarray, str, str]] = [
-        (img, LABELS[name], f"{comparison.scores[name][0]:.2f} dB / {comparison.scores[name][1]:.4f}")
+        (img, labels[name], f"{scores[name][0]:.2f} dB / {scores[name][1]:.4f}")
         for name, img in comparison.outputs.items()
     ]
     panels.append((np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr, "Original", "PSNR / SSIM"))

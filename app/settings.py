@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from model.registry import ModelRegistry
 
 
 class Settings(BaseSettings):
-    """Service configuration. Built by `create_app`/`srgan serve`, never at import time."""
+    """Service configuration, and the CLI's defaults. Built by `create_app`, `srgan serve` and the CLI's
+    parser, never at import time; settings that depend on each other are checked together."""
 
     model_config = SettingsConfigDict(env_prefix="SRGAN_", extra="ignore")
 
@@ -19,9 +24,11 @@ class Settings(BaseSettings):
     # None means the weights shipped inside the package.
     weights_dir: Path | None = None
     # LR tile side: 96 keeps a batch of 8 tiles under ~1 GB of activations on any GPU and wastes
-    # little on small images; the pad is context that makes tiled output match whole-image output.
+    # little on small images.
     tile: int = Field(96, ge=16, le=1024)
-    tile_pad: int = Field(12, ge=0, le=128)
+    # LR context per tile side, which makes tiled output match whole-image output; None means the
+    # largest `context_pad` among the registered models (`model.registry`).
+    tile_pad: int | None = Field(None, ge=0, le=128)
     # Tiles per device call; None picks per device (`app.engine.default_batch_size`).
     max_batch: int | None = Field(None, ge=1, le=256)
     max_wait_ms: float = Field(5.0, ge=0, le=1000)  # how long a batch may wait to fill
@@ -29,8 +36,8 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0)
     drain_timeout_s: float = Field(30.0, ge=0)  # graceful shutdown: how long in-flight work may finish
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    # LR pixels; output is 16x. 2048x2048 (an 8192x8192, 200 MB result) is 484 tiles at the default
-    # tile, so the largest image allowed still fits the default queue bound.
+    # LR pixels; a x4 output has 16x as many. 2048x2048 (an 8192x8192, 200 MB result) is 484 tiles at
+    # the default tile, so the largest square image allowed fits the default queue bound (checked below).
     max_input_pixels: int = Field(2048 * 2048, ge=1)
     api_keys: str = ""  # comma-separated; empty means no authentication
     log_level: str = "INFO"
@@ -44,6 +51,30 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _largest_image_fits_the_queue(self) -> Settings:
+        """The largest square image SRGAN_MAX_INPUT_PIXELS allows must fit in SRGAN_MAX_QUEUE_TILES tiles
+        of SRGAN_TILE, or every image near the limit would be refused with 413 while the limit says it
+        is allowed."""
+        side = math.isqrt(self.max_input_pixels)
+        tiles = math.ceil(side / self.tile) ** 2
+        if tiles > self.max_queue_tiles:
+            per_side = math.isqrt(self.max_queue_tiles)
+            raise ValueError(
+                f"SRGAN_MAX_INPUT_PIXELS={self.max_input_pixels} allows a {side}x{side} image, which is "
+                f"{tiles} tiles of SRGAN_TILE={self.tile}, but SRGAN_MAX_QUEUE_TILES={self.max_queue_tiles}: "
+                f"set SRGAN_MAX_QUEUE_TILES to at least {tiles}, SRGAN_TILE to at least "
+                f"{math.ceil(side / per_side)}, or SRGAN_MAX_INPUT_PIXELS to at most "
+                f"{(per_side * self.tile) ** 2}"
+            )
+        return self
+
+    def pad_for(self, registry: ModelRegistry) -> int:
+        """SRGAN_TILE_PAD when set, else the largest context pad any registered model recommends."""
+        if self.tile_pad is not None:
+            return self.tile_pad
+        return max(spec.context_pad for spec in registry)
 
     @property
     def api_key_set(self) -> frozenset[str]:

@@ -56,6 +56,7 @@ from bench.serving import (
 )
 from model.generator import Generator
 from model.inference import DTYPES, Upscaler
+from model.registry import REGISTRY
 from model.weights import load_generator
 
 PEAK_FOR = {"float16": "float16", "bfloat16": "bfloat16", "float32": "tf32"}  # cudnn convs use TF32
@@ -167,7 +168,8 @@ def counted_flops(model: Generator, window: int, device: torch.device) -> float:
 
 
 def load_folded(weights: Path, name: str) -> tuple[Generator, dict[str, int]]:
-    model, info = load_generator(weights / f"{name}_x4.safetensors")
+    model, info = load_generator(weights / REGISTRY[name].weights_file)
+    assert isinstance(model, Generator), "the GPU benchmark's layer sections know the SRGAN generator"
     return model.eval().fold_batchnorm(), info.arch
 
 

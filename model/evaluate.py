@@ -1,5 +1,8 @@
-"""Quality evaluation with the literature's protocol (see SPEC.md): bicubic-downsampled LR, Y-channel
-PSNR/SSIM with a `scale`-pixel border crop, mean over the images of a folder."""
+"""Quality evaluation with the literature's protocol (the repository's README, "Evaluation"): bicubic-
+downsampled LR, Y-channel PSNR/SSIM with a `scale`-pixel border crop, mean over the images of a folder.
+
+Networks run through the tiled-inference core (`model.tiling.upscale_whole`, the whole image as one
+window, as the literature measures) and `model.inference.Upscaler`'s tensor conversion."""
 
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from model.data import list_images
-from model.generator import Generator
 from model.imresize import imresize
+from model.inference import Upscaler
 from model.metrics import gradient_ratio, psnr_y, ssim_y
+from model.tiling import upscale_whole
 
 # Maps an LR image (H x W x 3 uint8) to its x`scale` estimate, same dtype.
 Method = Callable[[np.ndarray, int], np.ndarray]
@@ -98,21 +103,21 @@ def evaluate_method(method: Method, folder: str | Path, scale: int, name: str) -
     )
 
 
-def generator_method(model: Generator) -> Method:
-    """Whole-image inference with a generator on its current device, in float32 (eval images are small)."""
-    device = next(model.parameters()).device
+def generator_method(model: nn.Module, name: str = "generator") -> Method:
+    """Whole-image inference with a network as it is (not folded), on its current device, in float32."""
+    upscaler = Upscaler(name=name, model=model, info=None, device=next(model.parameters()).device,
+                        dtype=torch.float32)
 
-    @torch.inference_mode()
     def upscale(lr: np.ndarray, scale: int) -> np.ndarray:
-        x = torch.from_numpy(lr).to(device).permute(2, 0, 1)[None].float().div_(255)
-        y = model(x).clamp_(0, 1).mul_(255).round_()
-        return y[0].permute(1, 2, 0).to("cpu", torch.uint8).numpy()
+        if scale != upscaler.scale:
+            raise ValueError(f"{name} upscales x{upscaler.scale}, not x{scale}")
+        return upscale_whole(lr, upscaler, scale=scale)
 
     return upscale
 
 
 def evaluate_generator(
-    model: Generator, folder: str | Path, scale: int, name: str = "generator"
+    model: nn.Module, folder: str | Path, scale: int, name: str = "generator"
 ) -> EvalResult:
-    """Evaluate a generator as it is (the caller puts it in eval mode)."""
-    return evaluate_method(generator_method(model), folder, scale, name)
+    """Evaluate a network as it is (the caller puts it in eval mode)."""
+    return evaluate_method(generator_method(model, name), folder, scale, name)

@@ -1,7 +1,8 @@
-"""A generator resident on a device, turning batches of integer windows into upscaled windows.
+"""A network resident on a device, turning batches of integer windows into upscaled windows.
 
-Shared by the CLI, the evaluation and the service's engine. Host arrays stay integer (uint8 or uint16);
-only the batch being processed is converted to floating point, on the device.
+The one tensor conversion behind `model.tiling`'s core, so behind the CLI, the evaluation and the
+service's engine. Host arrays stay integer (uint8 or uint16); only the batch being processed is converted
+to floating point, on the device. Also the one rule for `--device`/`SRGAN_DEVICE` and the dtype.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from model.generator import Generator, count_parameters
+from model.generator import count_parameters
 from model.weights import WeightsInfo, load_generator
 
 logger = logging.getLogger(__name__)
@@ -45,10 +47,14 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 @dataclass
 class Upscaler:
-    """A generator with BN folded, in eval mode, on `device` in `dtype`, channels_last on CUDA."""
+    """A network in eval mode on `device` in `dtype`, channels_last on CUDA; `from_module` folds its BN.
+
+    Built directly, it wraps the module as it is: the evaluation measures a training generator this
+    way without changing it.
+    """
 
     name: str
-    model: Generator
+    model: nn.Module
     info: WeightsInfo | None
     device: torch.device
     dtype: torch.dtype
@@ -59,12 +65,15 @@ class Upscaler:
     def from_module(
         cls,
         name: str,
-        model: Generator,
+        model: nn.Module,
         device: torch.device,
         dtype: torch.dtype,
         info: WeightsInfo | None = None,
     ) -> Upscaler:
-        model = model.eval().fold_batchnorm().to(device=device, dtype=dtype)
+        model = model.eval()
+        if callable(fold := getattr(model, "fold_batchnorm", None)):
+            fold()
+        model = model.to(device=device, dtype=dtype)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return cls(name=name, model=model, info=info, device=device, dtype=dtype)
@@ -86,7 +95,10 @@ class Upscaler:
 
     @property
     def scale(self) -> int:
-        return int(self.model.upscale)
+        upscale = self.model.upscale  # every architecture has it (model.architectures)
+        if not isinstance(upscale, int):
+            raise TypeError(f"{self.name}: the network's `upscale` is {upscale!r}, not an integer")
+        return upscale
 
     @property
     def parameters(self) -> int:
@@ -115,8 +127,8 @@ class Upscaler:
         y = self.model(x).float().clamp_(0, 1).mul_(peak).round_()
         if self.device.type == "cuda":
             # Quantise on the GPU: the copy back then carries a quarter of the bytes (uint8, not float32)
-            # and the host skips a conversion pass over the batch. On the H200 the host round trip took
-            # three quarters of a batch's time (290 tiles/s against 1225 for the model alone,
-            # docs/BENCHMARKS.md). On the CPU numpy's conversion below is the faster one.
+            # and the host skips a conversion pass over the batch, which dominated a batch's time on the
+            # GPU (docs/BENCHMARKS.md, "Upscaler round trip"). On the CPU numpy's conversion below is the
+            # faster one.
             y = y.to(torch.uint8 if windows.dtype == np.uint8 else torch.int32)
         return y.permute(0, 2, 3, 1).cpu().numpy().astype(windows.dtype, copy=False)

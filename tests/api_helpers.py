@@ -15,6 +15,7 @@ from PIL import Image
 from app.http.app import create_app
 from app.settings import Settings
 from app.telemetry import Metrics
+from model.registry import REGISTRY, ModelRegistry
 
 # Small tiles keep the tiny models fast while still giving multi-tile images and mixed batches.
 TEST_SETTINGS: dict[str, Any] = {
@@ -23,14 +24,18 @@ TEST_SETTINGS: dict[str, Any] = {
     "tile_pad": 4,
     "max_batch": 4,
     "max_wait_ms": 2.0,
+    # The largest square image allowed must fit the default queue bound in tiles of 16 (a settings check).
+    "max_input_pixels": 256 * 256,
 }
 
 
 @asynccontextmanager
-async def running_client(weights_dir: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def running_client(
+    weights_dir: Path, registry: ModelRegistry = REGISTRY, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking ASGI to a started app (lifespan run: weights loaded, engine warm)."""
     settings = Settings(weights_dir=weights_dir, **{**TEST_SETTINGS, **overrides})
-    app = create_app(settings, Metrics())
+    app = create_app(settings, Metrics(), registry)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

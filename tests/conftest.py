@@ -9,16 +9,17 @@ import pytest
 import torch
 
 from model.generator import Generator
+from model.registry import REGISTRY
 from model.weights import save_generator
 
 TINY_ARCH = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "upscale": 4}
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-def tiny_generator(seed: int) -> Generator:
+def tiny_generator(seed: int, scale: int = 4) -> Generator:
     """A small random generator whose BN statistics are not the identity, so folding is exercised."""
     torch.manual_seed(seed)
-    model = Generator(**{k: v for k, v in TINY_ARCH.items()})
+    model = Generator(**{**TINY_ARCH, "upscale": scale})
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             assert module.running_mean is not None and module.running_var is not None
@@ -29,14 +30,14 @@ def tiny_generator(seed: int) -> Generator:
 
 @pytest.fixture(scope="session")
 def tiny_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights folder laid out like model/weights/, holding two different tiny generators."""
+    """A weights folder laid out like model/weights/: a different tiny generator per registered model."""
     folder = tmp_path_factory.mktemp("weights")
-    for seed, name in enumerate(("srresnet", "srgan")):
+    for seed, spec in enumerate(REGISTRY):
         save_generator(
-            folder / f"{name}_x4.safetensors",
-            tiny_generator(seed),
-            TINY_ARCH,
-            {"stage": name, "note": "random weights for tests"},
+            folder / spec.weights_file,
+            tiny_generator(seed, spec.scale),
+            {**TINY_ARCH, "upscale": spec.scale},
+            {"stage": spec.name, "note": "random weights for tests"},
         )
     return folder
 

@@ -47,6 +47,8 @@ def live_server(weights_dir: Path, log_dir: Path, **settings: str) -> Iterator[L
         {
             "SRGAN_DEVICE": "cpu",
             "SRGAN_WEIGHTS_DIR": str(weights_dir),
+            # The largest square image allowed must fit the queue bound in the tests' small tiles.
+            "SRGAN_MAX_INPUT_PIXELS": str(256 * 256),
             "OMP_NUM_THREADS": "1",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
         }

@@ -338,6 +338,7 @@ def live_server(tiny_weights_dir: Path, tmp_path: Path) -> Iterator[str]:
         SRGAN_DEVICE="cpu",
         SRGAN_WEIGHTS_DIR=str(tiny_weights_dir),
         SRGAN_TILE="16",
+        SRGAN_MAX_INPUT_PIXELS=str(256 * 256),
         SRGAN_TILE_PAD="4",
         SRGAN_MAX_BATCH="4",
         SRGAN_REQUEST_TIMEOUT_S="1.5",

@@ -144,7 +144,7 @@ async def test_api_keys(tiny_weights_dir: Path) -> None:
 
 
 async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> None:
-    async with running_client(tiny_weights_dir, max_queue_tiles=40) as client:
+    async with running_client(tiny_weights_dir, max_queue_tiles=40, max_input_pixels=96 * 96) as client:
         engine = client.app.state.service.engine  # type: ignore[attr-defined]
         # Hold the engine's one worker thread, so the first image's tiles stay queued however fast the
         # model runs (on a loaded machine this test otherwise raced the worker and sometimes found room).
@@ -165,8 +165,10 @@ async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> Non
 
 
 async def test_an_image_with_more_tiles_than_the_queue_holds_is_413(tiny_weights_dir: Path) -> None:
-    async with running_client(tiny_weights_dir, max_queue_tiles=8) as client:
-        response = await client.post("/upscale", **upload(png_bytes(natural_like_image(48, 48))))
+    # The settings check lets every square image within the pixel limit fit the queue; a strip of as
+    # many pixels does not (64 tiles of 16).
+    async with running_client(tiny_weights_dir, max_queue_tiles=8, max_input_pixels=32 * 32) as client:
+        response = await client.post("/upscale", **upload(png_bytes(natural_like_image(1, 32 * 32))))
     assert_error(response, 413, "too_large")
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 from app.settings import Settings
 from model.inference import Upscaler
 from model.metrics import psnr_y
+from model.registry import REGISTRY
 from model.tiling import TileGrid, upscale_tiled, upscale_whole
 from model.weights import load_generator
 from tests.conftest import SHARED_DATASETS, tiny_generator
@@ -71,8 +72,8 @@ def test_tiled_output_matches_whole_image_inference_with_the_shipped_weights() -
         pytest.fail(f"{SHIPPED} is missing: the shipped weights are part of the product")
     model, _ = load_generator(SHIPPED)
     upscaler = Upscaler.from_module("srresnet", model, torch.device("cpu"), torch.float32)
-    defaults = Settings()
+    pad = REGISTRY["srresnet"].context_pad
     image = _natural_image()
-    whole = upscale_whole(image, upscaler, scale=4, pad=defaults.tile_pad)
-    tiled = upscale_tiled(image, upscaler, scale=4, tile=defaults.tile, pad=defaults.tile_pad)
+    whole = upscale_whole(image, upscaler, scale=4, pad=pad)
+    tiled = upscale_tiled(image, upscaler, scale=4, tile=Settings().tile, pad=pad)
     assert psnr_y(tiled, whole, crop_border=0) >= 45.0

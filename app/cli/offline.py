@@ -1,4 +1,8 @@
-"""The CLI's offline paths: `srgan upscale` and `srgan compare`, with the service's codec and tiler."""
+"""`srgan upscale` and `srgan compare`: the service's codec, models and tiled-inference core, offline.
+
+Their defaults (tile, pad, pixel limit, weights folder, device, dtype) come from the service's settings,
+so `SRGAN_*` variables mean the same here as under `srgan serve`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -15,14 +20,60 @@ from app.errors import ServiceError
 from app.imaging.decode import read_image_file
 from app.imaging.encode import encode_image
 from app.imaging.image import finish_upscale, guess_format_from_name
-from app.weights_paths import shipped_weights
+from app.settings import Settings
 from model.data import IMAGE_SUFFIXES
 from model.inference import Upscaler, resolve_device, resolve_dtype
+from model.registry import ModelRegistry
 from model.tiling import upscale_tiled
 
 logger = logging.getLogger(__name__)
 
+Subparsers = Any  # argparse's _SubParsersAction is private
 SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+
+
+def register_upscale(commands: Subparsers, registry: ModelRegistry, settings: Settings) -> None:
+    p = commands.add_parser("upscale", help="upscale image files or folders")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    p.add_argument(
+        "-o", "--output", required=True, help="output folder (or a file name when there is one input image)"
+    )
+    p.add_argument("--model", choices=registry.names(), default=registry.default.name)
+    _add_inference_arguments(p, settings)
+    p.add_argument("--dtype", choices=("auto", "float32", "float16", "bfloat16"), default=settings.dtype,
+                   help="auto: float16 on CUDA, float32 on the CPU")
+    p.add_argument("--batch", type=int, default=4, help="tiles per device call")
+    p.add_argument("--format", choices=("png", "jpeg", "webp"), help="output format (default: the input's)")
+    p.add_argument("--quality", type=int, default=90, help="jpeg/webp quality 1-100 (default 90)")
+    p.set_defaults(handler=upscale_files)
+
+
+def register_compare(commands: Subparsers, registry: ModelRegistry, settings: Settings) -> None:
+    p = commands.add_parser("compare", help="the /compare slide, offline")
+    p.add_argument("image", metavar="IMAGE", help="the ground-truth image")
+    p.add_argument("-o", "--output", required=True, help="where to write the labelled mosaic PNG")
+    p.add_argument("--json", action="store_true", help="also print the scores as JSON")
+    _add_inference_arguments(p, settings)
+    p.set_defaults(handler=compare_file)
+
+
+def _add_inference_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=settings.device)
+    p.add_argument("--tile", type=int, default=settings.tile, help="LR tile side")
+    p.add_argument("--tile-pad", type=int, default=settings.tile_pad,
+                   help="LR context per side (default: the model's recommended pad)")
+    p.add_argument("--max-pixels", type=int, default=settings.max_input_pixels,
+                   help="refuse inputs with more pixels than this")
+    p.add_argument("--weights-dir", type=Path, default=settings.weights_dir,
+                   help="folder of the registered models' weights (default: the shipped weights)")
+
+
+def _load(args: argparse.Namespace, name: str, dtype_name: str = "auto") -> tuple[Upscaler, int]:
+    """The model on the chosen device, and the pad to use with it."""
+    registry: ModelRegistry = args.registry
+    device = resolve_device(args.device)
+    upscaler = registry.load(name, args.weights_dir, device, resolve_dtype(dtype_name, device))
+    return upscaler, registry[name].context_pad if args.tile_pad is None else args.tile_pad
 
 
 def _expand(inputs: list[str]) -> list[Path]:
@@ -42,11 +93,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def load_upscaler(name: str, device_name: str, dtype_name: str = "auto") -> Upscaler:
-    device = resolve_device(device_name)
-    return Upscaler.from_file(name, shipped_weights(name), device, resolve_dtype(dtype_name, device))
-
-
 def upscale_files(args: argparse.Namespace) -> int:
     files = _expand(args.inputs)
     if not files:
@@ -56,7 +102,8 @@ def upscale_files(args: argparse.Namespace) -> int:
     single_file_target = len(files) == 1 and output.suffix.lower() in {*SUFFIXES.values(), ".jpeg"}
     if not single_file_target:
         output.mkdir(parents=True, exist_ok=True)
-    upscaler = load_upscaler(args.model, args.device, args.dtype)
+    upscaler, pad = _load(args, args.model, args.dtype)
+    scale = upscaler.scale
     failures = 0
     bar = tqdm(files, unit="img", disable=len(files) < 2, file=sys.stderr)
     for path in bar:
@@ -69,15 +116,10 @@ def upscale_files(args: argparse.Namespace) -> int:
                 or decoded.source_format
             )
             sr = upscale_tiled(
-                decoded.rgb,
-                upscaler,
-                scale=upscaler.scale,
-                tile=args.tile,
-                pad=args.tile_pad,
-                batch_size=args.batch,
+                decoded.rgb, upscaler, scale=scale, tile=args.tile, pad=pad, batch_size=args.batch
             )
-            data = encode_image(finish_upscale(decoded, sr, upscaler.scale), fmt, quality=args.quality)
-            target = output if single_file_target else output / f"{path.stem}_x4{SUFFIXES[fmt]}"
+            data = encode_image(finish_upscale(decoded, sr, scale), fmt, quality=args.quality)
+            target = output if single_file_target else output / f"{path.stem}_x{scale}{SUFFIXES[fmt]}"
             _write_atomically(target, data)
             logger.debug("%s -> %s", path, target)
         except (ServiceError, OSError) as exc:
@@ -90,18 +132,19 @@ def upscale_files(args: argparse.Namespace) -> int:
 
 
 def compare_file(args: argparse.Namespace) -> int:
+    plan = methods.Plan.for_registry(args.registry)
     try:
-        decoded = read_image_file(args.image, max_pixels=64 * 1024 * 1024)
-        hr = methods.ground_truth(decoded)
+        decoded = read_image_file(args.image, max_pixels=args.max_pixels)
+        hr = methods.ground_truth(decoded, plan)
     except (ServiceError, OSError) as exc:
         print(f"srgan compare: {args.image}: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1
-    lr = methods.degrade(hr)
-    outputs = methods.interpolate_all(lr)
-    for name in methods.SR_METHODS:
-        upscaler = load_upscaler(name, args.device)
-        outputs[name] = upscale_tiled(lr, upscaler, scale=methods.SCALE, tile=96, pad=12)
-    comparison = methods.assemble(hr, lr, outputs)
+    lr = methods.degrade(hr, plan)
+    outputs = methods.interpolate_all(lr, plan)
+    for name in plan.models:
+        upscaler, pad = _load(args, name)
+        outputs[name] = upscale_tiled(lr, upscaler, scale=plan.scale, tile=args.tile, pad=pad)
+    comparison = methods.assemble(plan, hr, lr, outputs)
     _write_atomically(Path(args.output), methods.render_mosaic(comparison))
     if args.json:
         body = methods.to_json(comparison)

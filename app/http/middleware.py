@@ -24,19 +24,23 @@ logger = logging.getLogger(__name__)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Multipart framing (boundaries, part headers) on top of the image bytes themselves.
 _MULTIPART_OVERHEAD = 16 * 1024
-# Endpoints named in metrics; anything else is "other", so that scanners cannot grow label sets.
-_ENDPOINTS = {"/upscale", "/compare", "/healthz", "/readyz", "/metrics", "/v1/models", "/"}
 
 
 class RequestContextMiddleware:
     """Assigns X-Request-ID, records srgan_requests_total / _duration_seconds, logs one line per request,
-    and enforces the upload limits: over `max_upload_bytes` -> 413, slower than `upload_timeout_s` -> 408."""
+    and enforces the upload limits: over `max_upload_bytes` -> 413, slower than `upload_timeout_s` -> 408.
+
+    `endpoints` are the paths named in metrics (the app's route table); any other path is counted as
+    "other", so that scanners cannot grow the label sets.
+    """
 
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, max_upload_bytes: int, upload_timeout_s: float
+        self, app: ASGIApp, *, metrics: Metrics, endpoints: frozenset[str], max_upload_bytes: int,
+        upload_timeout_s: float
     ) -> None:
         self.app = app
         self.metrics = metrics
+        self.endpoints = endpoints
         self.max_body = max_upload_bytes + _MULTIPART_OVERHEAD
         self.upload_timeout_s = upload_timeout_s
 
@@ -49,7 +53,7 @@ class RequestContextMiddleware:
         request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
         token = request_id_var.set(request_id)
         path = scope["path"]
-        endpoint = path if path in _ENDPOINTS else "other"
+        endpoint = path if path in self.endpoints else "other"
         started = time.perf_counter()
         status = {"code": 500}
 

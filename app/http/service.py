@@ -15,11 +15,11 @@ import torch
 from fastapi import Depends, Request
 
 from app.engine import Engine, default_batch_size
-from app.errors import NotReady
+from app.errors import InvalidParameter, NotReady
 from app.settings import Settings
 from app.telemetry import Metrics
-from app.weights_paths import MODEL_NAMES, shipped_weights
 from model.inference import Upscaler, resolve_device, resolve_dtype
+from model.registry import REGISTRY, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 class Service:
     settings: Settings
     metrics: Metrics
+    registry: ModelRegistry = REGISTRY
     upscalers: dict[str, Upscaler] = field(default_factory=dict)
     engine: Engine | None = None
     ready: bool = False
@@ -45,26 +46,34 @@ class Service:
     def deadline(self) -> float:
         return time.monotonic() + self.settings.request_timeout_s
 
+    @property
+    def tile_pad(self) -> int:
+        return self.settings.pad_for(self.registry)
+
+    def check_model(self, name: str | None) -> str:
+        """`name`, or the default model when None; InvalidParameter (422) for a name not registered."""
+        if name is None:
+            return self.registry.default.name
+        if name not in self.registry:
+            raise InvalidParameter(f"model must be one of {', '.join(self.registry.names())}, not {name!r}")
+        return name
+
     async def start(self) -> None:
-        """Load both models, start the engine, warm up; then report ready."""
+        """Load every registered model (all are required), start the engine, warm up; then report ready."""
         s = self.settings
         started = time.perf_counter()
         device = resolve_device(s.device)
         dtype = resolve_dtype(s.dtype, device)
         max_batch = default_batch_size(device.type, s.max_batch)
-        for name in MODEL_NAMES:
-            path = shipped_weights(name, s.weights_dir)
-            upscaler = await asyncio.to_thread(Upscaler.from_file, name, path, device, dtype)
+        for spec in self.registry:
+            upscaler = await asyncio.to_thread(self.registry.load, spec.name, s.weights_dir, device, dtype)
             if s.compile and device.type == "cuda":
                 upscaler.compile(fixed_batch=max_batch)
-            self.upscalers[name] = upscaler
-        scales = {u.scale for u in self.upscalers.values()}
-        if scales != {4}:
-            raise RuntimeError(f"the service serves x4 models; the weights have scales {sorted(scales)}")
+            self.upscalers[spec.name] = upscaler
         self.engine = Engine(
             self.upscalers,
             tile=s.tile,
-            pad=s.tile_pad,
+            pad=self.tile_pad,
             max_batch=max_batch,
             max_wait_s=s.max_wait_ms / 1000,
             max_queue_tiles=s.max_queue_tiles,
@@ -81,7 +90,7 @@ class Service:
             device,
             str(dtype).removeprefix("torch."),
             s.tile,
-            s.tile_pad,
+            self.tile_pad,
             max_batch,
         )
 

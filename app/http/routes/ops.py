@@ -44,12 +44,15 @@ async def models(service: ServiceDep) -> dict[str, Any]:
         "models": [
             {
                 "name": name,
+                "label": service.registry[name].label,
+                "description": service.registry[name].description,
+                "default": name == service.registry.default.name,
                 "scale": u.scale,
                 "parameters": u.parameters,
                 "device": str(u.device),
                 "dtype": str(u.dtype).removeprefix("torch."),
                 "tile_size": s.tile,
-                "tile_pad": s.tile_pad,
+                "tile_pad": service.tile_pad,
                 "max_batch": default_batch_size(u.device.type, s.max_batch),
                 "architecture": u.info.arch if u.info else None,
                 "training": u.info.training if u.info else None,

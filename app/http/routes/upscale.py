@@ -1,4 +1,4 @@
-"""POST /upscale: one image in, the same image x4 out."""
+"""POST /upscale: one image in, the same image upscaled by the chosen model's scale out."""
 
 from __future__ import annotations
 
@@ -23,28 +23,32 @@ router = APIRouter()
     "/upscale",
     openapi_extra=IMAGE_UPLOAD_OPENAPI,
     response_class=Response,
-    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the x4 image"}},
-    summary="Upscale an image x4 with SRGAN or SRResNet",
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the upscaled image"}},
+    summary="Upscale an image with a registered model (GET /v1/models lists them)",
 )
 async def upscale(
     request: Request,
     service: ServiceDep,
     _: AuthDep,
-    model: Annotated[Literal["srgan", "srresnet"], Query(description="which generator")] = "srgan",
+    model: Annotated[
+        str | None, Query(description="a registered model (GET /v1/models); default: the README's")
+    ] = None,
     format: Annotated[Literal["png", "jpeg", "webp"], Query(description="output format")] = "png",
     quality: Annotated[int, Query(ge=1, le=100, description="jpeg/webp quality")] = 90,
 ) -> Response:
     started = time.perf_counter()
     deadline = service.deadline()
     engine = service.require_ready()
+    name = service.check_model(model)
+    scale = service.upscalers[name].scale
     data = await read_image_field(request)
     decoded = await asyncio.to_thread(decode_image, data, max_pixels=service.settings.max_input_pixels)
     sr = await unless_disconnected(
-        request, engine.upscale(model, decoded.rgb, deadline=deadline, request_id=request_id_var.get())
+        request, engine.upscale(name, decoded.rgb, deadline=deadline, request_id=request_id_var.get())
     )
 
     def finish() -> tuple[bytes, int, int]:
-        result = finish_upscale(decoded, sr, 4)
+        result = finish_upscale(decoded, sr, scale)
         return encode_image(result, format, quality=quality), result.width, result.height
 
     body, width, height = await asyncio.to_thread(finish)
@@ -54,7 +58,7 @@ async def upscale(
         body,
         media_type=MEDIA_TYPES[format],
         headers={
-            "X-Model": model,
+            "X-Model": name,
             "X-Output-Size": f"{width}x{height}",
             "X-Processing-Time-Ms": f"{(time.perf_counter() - started) * 1000:.1f}",
         },
