@@ -1,4 +1,5 @@
-"""The service's error hierarchy. Each error carries a stable code; `app.api` maps them to HTTP in one place.
+"""The service's error hierarchy. Each error carries a stable code; `app.http.error_mapping` maps them to HTTP
+in one place.
 
 The CLI raises the same errors, so a user sees the same message whichever way they call us.
 """

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0)
     drain_timeout_s: float = Field(30.0, ge=0)  # graceful shutdown: how long in-flight work may finish
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    # LR pixels; a x4 output has 16x as many. 2048x2048 (an 8192x8192, 200 MB result) is 484 tiles at
+    # LR pixels; an x4 output has 16x as many. 2048x2048 (an 8192x8192, 200 MB result) is 484 tiles at
     # the default tile, so the largest square image allowed fits the default queue bound (checked below).
     max_input_pixels: int = Field(2048 * 2048, ge=1)
     api_keys: str = ""  # comma-separated; empty means no authentication

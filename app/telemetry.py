@@ -1,4 +1,5 @@
-"""Prometheus metrics, names as in SPEC.md. One instance per app, on an injectable registry (tests)."""
+"""Prometheus metrics, names as in the README's "Metrics" table. One instance per app, on an injectable
+registry (tests)."""
 
 from __future__ import annotations
 

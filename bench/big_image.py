@@ -27,13 +27,15 @@ from typing import Any
 
 from PIL import Image
 
+from app.settings import Settings
 from bench.serving import (
     REPO,
     emit,
     machine,
-    natural_image,
     write_tiny_weights,
 )
+from model.registry import REGISTRY
+from model.synthetic import natural_like_image
 
 TIME = "/usr/bin/time"
 
@@ -62,8 +64,8 @@ def upscale_command(source: Path, target: Path, args: argparse.Namespace) -> lis
 
 
 def measure(args: argparse.Namespace, weights: Path, folder: Path) -> dict[str, Any]:
-    source, target = folder / "big.png", folder / "big_x4.png"
-    Image.fromarray(natural_image(args.size, args.size, seed=3)).save(source)
+    source, target = folder / "big.png", folder / "big_upscaled.png"
+    Image.fromarray(natural_like_image(args.size, args.size, seed=3)).save(source)
     env = {
         **os.environ,
         "SRGAN_WEIGHTS_DIR": str(weights),
@@ -94,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048, help="input side in pixels (default 2048)")
     parser.add_argument("--weights", type=Path, default=REPO / "model" / "weights")
     parser.add_argument("--tiny", action="store_true", help="tiny random weights")
-    parser.add_argument("--model", default="srgan", choices=("srgan", "srresnet"))
+    parser.add_argument("--model", default=REGISTRY.default.name, choices=REGISTRY.names())
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--tile", type=int, default=96, help="CLI/service default 96")
-    parser.add_argument("--pad", type=int, default=12)
+    parser.add_argument("--tile", type=int, default=Settings.model_fields["tile"].default,
+                        help="default: the CLI's and the service's")
+    parser.add_argument("--pad", type=int, default=REGISTRY.default.context_pad,
+                        help="default: the default model's context pad")
     parser.add_argument("--batch", type=int, default=4, help="CLI default 4")
     parser.add_argument("--limit-gb", type=float, default=2.5)
     parser.add_argument("--timeout-s", type=float, default=3600.0)

@@ -34,10 +34,10 @@ from bench.serving import (
     bench_server,
     emit,
     machine,
-    natural_image,
     percentiles,
     png_bytes,
 )
+from model.synthetic import natural_like_image
 
 
 async def _upscale_ms(client: httpx.AsyncClient, url: str, data: bytes) -> float:
@@ -70,8 +70,8 @@ async def _queue_depth(client: httpx.AsyncClient, url: str) -> float:
 
 
 async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    small = png_bytes(natural_image(args.small, args.small, seed=1))
-    big = png_bytes(natural_image(args.big, args.big, seed=2))
+    small = png_bytes(natural_like_image(args.small, args.small, seed=1))
+    big = png_bytes(natural_like_image(args.big, args.big, seed=2))
     limits = httpx.Limits(max_connections=8)
     async with (
         httpx.AsyncClient(timeout=args.deadline_s + 30, limits=limits) as client,

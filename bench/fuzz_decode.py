@@ -35,8 +35,8 @@ from app.imaging.image import DecodedImage
 from app.imaging.png16 import write_png16
 from bench.serving import (
     emit,
-    natural_image,
 )
+from model.synthetic import natural_like_image
 
 MAX_PIXELS = 1 << 20  # keeps every decode fast; the pixel-limit check itself is one of the paths fuzzed
 INTERESTING_U32 = (0, 1, 2, 0x7F, 0xFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
@@ -50,13 +50,13 @@ def _save(image: Image.Image, fmt: str, **options: Any) -> bytes:
 
 def seeds() -> dict[str, bytes]:
     """Small valid files covering the decoder's branches."""
-    rgb = Image.fromarray(natural_image(12, 16, seed=4))
-    rgba = Image.fromarray(np.dstack([natural_image(12, 16, seed=5), np.full((12, 16), 200, np.uint8)]))
+    rgb = Image.fromarray(natural_like_image(12, 16, seed=4))
+    rgba = Image.fromarray(np.dstack([natural_like_image(12, 16, seed=5), np.full((12, 16), 200, np.uint8)]))
     palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     palette.info["transparency"] = 0
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise
-    deep = natural_image(8, 10, seed=6).astype(np.uint16) * 257
+    deep = natural_like_image(8, 10, seed=6).astype(np.uint16) * 257
     frames = [rgb, rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     return {
         "png_rgb": _save(rgb, "PNG"),

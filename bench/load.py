@@ -41,12 +41,14 @@ from bench.serving import (
     cpu_seconds,
     emit,
     machine,
+    max_input_pixels,
     mean_batch_fill,
     metric_delta,
     parse_sizes,
     scrape,
     write_tiny_weights,
 )
+from model.registry import REGISTRY
 
 
 def raw_tiles_per_s(
@@ -68,10 +70,10 @@ def raw_tiles_per_s(
     """
     import torch
 
-    from model.inference import Upscaler, resolve_device, resolve_dtype
+    from model.inference import resolve_device, resolve_dtype
 
     dev = resolve_device(device)
-    upscaler = Upscaler.from_file(model, weights / f"{model}_x4.safetensors", dev, resolve_dtype("auto", dev))
+    upscaler = REGISTRY.load(model, weights, dev, resolve_dtype("auto", dev))
     windows = np.random.default_rng(0).integers(0, 256, (batch, window, window, 3), dtype=np.uint8)
 
     def measure() -> float:
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", type=Path, default=REPO / "model" / "weights", help="weights folder")
     parser.add_argument("--tiny", action="store_true", help="use tiny random weights (dry run)")
-    parser.add_argument("--model", default="srgan", choices=("srgan", "srresnet"))
+    parser.add_argument("--model", default=REGISTRY.default.name, choices=REGISTRY.names())
     parser.add_argument(
         "--sizes",
         default="32x32,48x48,64x32,64x64,96x64",
@@ -210,6 +212,7 @@ def run(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
         "SRGAN_WEIGHTS_DIR": str(weights),
         "SRGAN_TILE": str(args.tile),
         "SRGAN_TILE_PAD": str(args.pad),
+        "SRGAN_MAX_INPUT_PIXELS": str(max_input_pixels(args.tile)),
         "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
     }
     configs = {"batched": {"SRGAN_MAX_BATCH": str(args.batch), "SRGAN_MAX_WAIT_MS": str(args.max_wait_ms)}}

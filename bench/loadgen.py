@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 
-from bench.serving import natural_image, percentiles, png_bytes, tiles_of
+from bench.serving import percentiles, png_bytes, tiles_of
+from model.synthetic import natural_like_image
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def make_payloads(
     payloads = []
     for i, (width, height) in enumerate(sizes):
         for j, query in enumerate(queries):
-            data = png_bytes(natural_image(height, width, seed=seed + i * len(queries) + j))
+            data = png_bytes(natural_like_image(height, width, seed=seed + i * len(queries) + j))
             payloads.append(Payload(data, width, height, tiles_of(width, height, tile), query))
     return payloads
 

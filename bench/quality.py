@@ -1,8 +1,9 @@
-"""Quality benchmark: the paper's Table 2 protocol for all five methods, plus a texture measure and a crop.
+"""Quality benchmark: the paper's Table 2 protocol for the interpolations and every registered model, plus
+a texture measure and a crop.
 
-Runs `srgan eval` logic (MATLAB bicubic x4 degradation, Y-channel PSNR/SSIM, 4-pixel border crop) on
+Runs `srgan eval` logic (MATLAB bicubic degradation, Y-channel PSNR/SSIM, `scale`-pixel border crop) on
 Set5 and Set14, prints a markdown table beside Ledig et al. 2017's Table 2, and writes a side-by-side
-crop of one image (bicubic / SRResNet / SRGAN / original) so the texture difference can be seen.
+crop of one image (bicubic / each model / original) so the texture difference can be seen.
 
     python -m bench.quality --eval-root ../shared/datasets/eval --crop-out docs/img/crops.png
 """
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from app.weights_paths import shipped_weights
 from model.evaluate import (
     INTERPOLATIONS,
     evaluate_generator,
@@ -26,6 +27,7 @@ from model.evaluate import (
     load_eval_image,
     make_lr,
 )
+from model.registry import REGISTRY
 from model.weights import load_generator
 
 # Ledig et al. 2017, Table 2: x4 PSNR (dB), measured with the same protocol as ours.
@@ -37,19 +39,23 @@ PAPER_PSNR = {
     ("Set14", "srresnet"): 28.49,
     ("Set14", "srgan"): 26.02,
 }
-METHODS = ("nearest", "bilinear", "bicubic", "srresnet", "srgan")
+SCALE = REGISTRY.default.scale  # the interpolations' and the crop's; every model runs at its own
+
+
+def _model(name: str) -> torch.nn.Module:
+    return load_generator(REGISTRY.weights_path(name))[0].eval()
 
 
 def evaluate_all(eval_root: Path) -> list[dict[str, Any]]:
-    generators = {name: load_generator(shipped_weights(name))[0].eval() for name in ("srresnet", "srgan")}
+    generators = {spec.name: _model(spec.name) for spec in REGISTRY}
     rows = []
     for dataset in ("Set5", "Set14"):
-        for method in METHODS:
+        for method in (*INTERPOLATIONS, *generators):
             folder = eval_root / dataset
             if method in INTERPOLATIONS:
-                result = evaluate_method(INTERPOLATIONS[method], folder, 4, method)
+                result = evaluate_method(INTERPOLATIONS[method], folder, SCALE, method)
             else:
-                result = evaluate_generator(generators[method], folder, 4, method)
+                result = evaluate_generator(generators[method], folder, REGISTRY[method].scale, method)
             rows.append(
                 {
                     "dataset": dataset,
@@ -78,12 +84,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def crop_figure(image_path: Path, box: tuple[int, int, int, int], out: Path, zoom: int = 2) -> None:
-    """Bicubic / SRResNet / SRGAN / original on one crop, nearest-enlarged so texture is visible."""
-    hr = load_eval_image(image_path, 4)
-    lr = make_lr(hr, 4)
-    outputs = {"Bicubic": INTERPOLATIONS["bicubic"](lr, 4)}
-    for name, label in (("srresnet", "SRResNet"), ("srgan", "SRGAN")):
-        outputs[label] = generator_method(load_generator(shipped_weights(name))[0].eval())(lr, 4)
+    """Bicubic / each model of the default scale / original on one crop, nearest-enlarged so texture is
+    visible."""
+    hr = load_eval_image(image_path, SCALE)
+    lr = make_lr(hr, SCALE)
+    outputs = {"Bicubic": INTERPOLATIONS["bicubic"](lr, SCALE)}
+    for spec in REGISTRY:
+        if spec.scale == SCALE:
+            outputs[spec.label] = generator_method(_model(spec.name), spec.name)(lr, SCALE)
     outputs["Original"] = hr
     x, y, w, h = box
     font = ImageFont.load_default(size=18)

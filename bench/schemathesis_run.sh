@@ -35,7 +35,7 @@ write_tiny_weights(Path(sys.argv[1]))" "$work/weights"
 port="$("$PYTHON" -c "from bench.serving import free_port; print(free_port())")"
 base="http://127.0.0.1:$port"
 
-SRGAN_DEVICE=cpu SRGAN_WEIGHTS_DIR="$work/weights" SRGAN_TILE=16 SRGAN_TILE_PAD=4 SRGAN_MAX_BATCH=4 \
+SRGAN_DEVICE=cpu SRGAN_WEIGHTS_DIR="$work/weights" SRGAN_TILE=16 SRGAN_MAX_INPUT_PIXELS=65536 SRGAN_TILE_PAD=4 SRGAN_MAX_BATCH=4 \
     SRGAN_REQUEST_TIMEOUT_S=30 SRGAN_MAX_UPLOAD_BYTES=2000000 \
     "$PYTHON" -m app.cli serve --host 127.0.0.1 --port "$port" >"$work/server.log" 2>&1 &
 server_pid=$!

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from model.registry import REGISTRY
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = REPO.parent / "shared" / "datasets" / "eval" / "Set14" / "monarch.png"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -54,9 +56,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, default=REPO / "model" / "weights",
-                        help="folder with srgan_x4.safetensors and srresnet_x4.safetensors")
+                        help="folder with the registered models' weights files")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="a high-resolution picture")
-    parser.add_argument("--model", choices=("srgan", "srresnet"), default="srgan")
+    parser.add_argument("--model", choices=REGISTRY.names(), default=REGISTRY.default.name)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
     parser.add_argument("--chromium", default=os.environ.get("SRGAN_TEST_CHROMIUM")
                         or shutil.which("chromium") or "/usr/bin/chromium")

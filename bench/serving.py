@@ -29,6 +29,8 @@ import numpy as np
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.settings import Settings
+
 LOOPBACK = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARCH = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "upscale": 4}
@@ -43,32 +45,45 @@ def free_port() -> int:
 
 
 def write_tiny_weights(folder: Path) -> Path:
-    """srgan_x4/srresnet_x4 files of a random 8-feature, 1-block generator: milliseconds per tile."""
+    """A weights file per registered model, of a random 8-feature, 1-block generator at the model's
+    scale: milliseconds per tile."""
     import torch
 
     from model.generator import Generator
+    from model.registry import REGISTRY
     from model.weights import save_generator
 
     folder.mkdir(parents=True, exist_ok=True)
-    for seed, name in enumerate(("srresnet", "srgan")):
+    for seed, spec in enumerate(REGISTRY):
         torch.manual_seed(seed)
+        arch = {**TINY_ARCH, "upscale": spec.scale}
         save_generator(
-            folder / f"{name}_x4.safetensors",
-            Generator(**TINY_ARCH).eval(),
-            TINY_ARCH,
-            {"stage": name, "note": "random weights for benchmark dry runs"},
+            folder / spec.weights_file,
+            Generator(**arch).eval(),
+            arch,
+            {"stage": spec.name, "note": "random weights for benchmark dry runs"},
         )
     return folder
+
+
+def max_input_pixels(tile: int, max_queue_tiles: int | None = None) -> int:
+    """SRGAN_MAX_INPUT_PIXELS for a server with small tiles: the service's default, or less where the
+    settings check requires it (the largest square image must fit the queue bound in tiles)."""
+    fields = Settings.model_fields
+    queue = max_queue_tiles or fields["max_queue_tiles"].default
+    return min(fields["max_input_pixels"].default, (math.isqrt(queue) * tile) ** 2)
 
 
 def server_env(args: argparse.Namespace, weights: Path, **extra: str) -> dict[str, str]:
     """SRGAN_* settings for a benchmark server from the common flags (device, tile, pad, batch,
     max_wait_ms when the script has it, deadline_s), plus `extra` (full variable names)."""
+    queue = extra.get("SRGAN_MAX_QUEUE_TILES")
     env = {
         "SRGAN_DEVICE": args.device,
         "SRGAN_WEIGHTS_DIR": str(weights),
         "SRGAN_TILE": str(args.tile),
         "SRGAN_TILE_PAD": str(args.pad),
+        "SRGAN_MAX_INPUT_PIXELS": str(max_input_pixels(args.tile, int(queue) if queue else None)),
         "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
     }
     if args.batch is not None:  # else the service's default for the device
@@ -100,17 +115,6 @@ def emit(result: Mapping[str, object], json_path: Path | None) -> None:
     print(text)
     if json_path:
         json_path.write_text(text + "\n")
-
-
-def natural_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """Gradients, a disc and noise: compresses like a photo, not like a flat or random image."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([x / max(width, 1), y / max(height, 1), 0.5 + 0.5 * np.sin(x / 5 + y / 7)], axis=-1)
-    disc = ((y - height / 2) ** 2 + (x - width / 3) ** 2) < (min(height, width) / 4) ** 2
-    base[disc] = [0.9, 0.2, 0.1]
-    image = base * 255 + rng.normal(0, 6, base.shape).astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -1,10 +1,9 @@
-"""Shared fixtures: tiny generators saved as real weights files, and generated images."""
+"""Shared fixtures: tiny generators saved as real weights files (images: `model.synthetic`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -40,14 +39,3 @@ def tiny_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             {"stage": spec.name, "note": "random weights for tests"},
         )
     return folder
-
-
-def natural_like_image(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth-plus-edges RGB uint8 image: gradients, a disc and noise, so tests see structure."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    base = np.stack([x / max(width, 1), y / max(height, 1), 0.5 + 0.5 * np.sin(x / 5 + y / 7)], axis=-1)
-    disc = ((y - height / 2) ** 2 + (x - width / 3) ** 2) < (min(height, width) / 4) ** 2
-    base[disc] = [0.9, 0.2, 0.1]
-    image = base * 255 + rng.normal(0, 6, base.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)

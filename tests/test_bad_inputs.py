@@ -27,8 +27,8 @@ import pytest_asyncio
 from PIL import Image
 
 from app.imaging.png16 import write_png16
+from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
-from tests.conftest import natural_like_image
 
 REPO = Path(__file__).resolve().parents[1]
 

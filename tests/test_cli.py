@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from app.cli.main import main
-from tests.conftest import natural_like_image
+from model.synthetic import natural_like_image
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from model.synthetic import natural_like_image
 from tests.api_helpers import png_bytes
-from tests.conftest import natural_like_image
 from tests.live_server import live_server
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

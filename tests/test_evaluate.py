@@ -6,7 +6,8 @@ from PIL import Image
 
 from app.cli.main import main
 from model.evaluate import INTERPOLATIONS, evaluate_method
-from tests.conftest import SHARED_DATASETS, natural_like_image
+from model.synthetic import natural_like_image
+from tests.conftest import SHARED_DATASETS
 
 EVAL = SHARED_DATASETS / "eval"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from model.metrics import gradient_ratio, psnr_y, rgb_to_y, ssim_y
-from tests.conftest import natural_like_image
+from model.synthetic import natural_like_image
 
 
 def test_luma_of_white_and_black_is_bt601_range() -> None:

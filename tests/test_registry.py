@@ -12,10 +12,11 @@ from PIL import Image
 
 from app.cli.main import main
 from model.registry import REGISTRY, ModelRegistry, ModelSpec
+from model.synthetic import natural_like_image
 from model.tiling import upscale_tiled
 from model.weights import WeightsError, save_generator
 from tests.api_helpers import TEST_SETTINGS, decode, png_bytes, running_client, upload
-from tests.conftest import TINY_ARCH, natural_like_image, tiny_generator
+from tests.conftest import TINY_ARCH, tiny_generator
 
 TINY_X2 = ModelSpec("tiny-x2", "Tiny x2", "srgan-generator", 2, "tiny_x2.safetensors", 3, "A test model.")
 

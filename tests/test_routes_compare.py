@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, decode, png_bytes, running_client, upload
-from tests.conftest import natural_like_image
 
 METHODS = ["nearest", "bilinear", "bicubic", "srresnet", "srgan"]
 

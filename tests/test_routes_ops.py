@@ -6,8 +6,8 @@ from app.engine import default_batch_size
 from app.http.app import create_app
 from app.settings import Settings
 from app.telemetry import Metrics
+from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
-from tests.conftest import natural_like_image
 
 
 async def test_health_ready_models_and_docs(tiny_weights_dir: Path) -> None:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from model.inference import Upscaler
+from model.synthetic import natural_like_image
 from model.tiling import upscale_tiled
 from tests.api_helpers import TEST_SETTINGS, assert_error, decode, png_bytes, running_client, upload
-from tests.conftest import natural_like_image
 
 
 def direct(weights_dir: Path, name: str, image: np.ndarray) -> np.ndarray:

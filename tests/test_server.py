@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from model.synthetic import natural_like_image
 from tests.api_helpers import decode, png_bytes, upload
-from tests.conftest import natural_like_image
 from tests.live_server import live_server
 
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from model.data import PatchSampler
 from model.imresize import imresize
+from model.synthetic import natural_like_image
 from model.train import TrainConfig, Trainer
 from model.weights import load_generator
-from tests.conftest import natural_like_image
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 # Before torch loads OpenMP: spinning worker threads collapse throughput whenever another process holds a
-# core (docs/BENCHMARKS.md, "OpenMP wait policy"), and the CLI runs inference on its main thread.
+# core (docs/BENCHMARKS.md, "Throughput, latency and batching"), and the CLI runs inference on its main
+# thread.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pydantic import ValidationError

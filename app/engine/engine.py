@@ -33,9 +33,9 @@ logger = logging.getLogger(__name__)
 def default_batch_size(device_type: str, configured: int | None = None) -> int:
     """Tiles per device call: `configured` when set, else 8 on a GPU and 1 on a CPU.
 
-    A GPU runs a batch of 8 in about the time of one tile, but a CPU takes 8x as long (docs/BENCHMARKS.md:
-    batching gained 0.95x there), so on a CPU a bigger batch only makes a small image wait behind a large
-    one's tiles.
+    A GPU runs a batch of 8 in about the time of one tile, but a CPU takes 8x as long (batching gains
+    nothing there: docs/BENCHMARKS.md, "Throughput, latency and batching"), so on a CPU a bigger batch only
+    makes a small image wait behind a large one's tiles.
     """
     if configured is not None:
         return configured

@@ -11,10 +11,10 @@ from app.errors import InvalidParameter
 from app.imaging import pixels, png16
 from app.imaging.image import MEDIA_TYPES, PILLOW_NAMES, DecodedImage, icc_for
 
-# zlib level for PNG output. A x4 output has 16x the input's pixels, and encoding it is the CPU's largest
-# job per request; level 1 takes well under half the time of Pillow's default 6 for a file about 10 %
-# larger (docs/BENCHMARKS.md, "PNG compression level"), and on a GPU the service is CPU-bound on exactly
-# this, so the fast level wins.
+# zlib level for PNG output. An upscaled output has scale^2 times the input's pixels, and encoding it is
+# the CPU's largest job per request; level 1 takes well under half the time of Pillow's default 6 for a
+# slightly larger file, and on a GPU the service is CPU-bound on exactly this (docs/BENCHMARKS.md, GPU
+# benchmark), so the fast level wins.
 PNG_COMPRESS_LEVEL = 1
 
 

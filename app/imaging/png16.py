@@ -1,10 +1,10 @@
 """16-bit PNG pixels that Pillow cannot hold: colour, grey + alpha, or a transparent-colour key.
 
 Pillow's 16-bit support stops at single-channel grey (mode I;16): it decodes 16-bit RGB, RGBA and LA to
-8 bits. So these images are read with `pypng` (pure Python: about 3 s per megapixel for a PNG whose rows
-use the Paeth filter, which is why the common 8-bit and grey 16-bit cases stay with Pillow) and written
-here directly. Writing is simple enough to do with numpy and zlib, and fast, because the "Up" filter is a
-whole-array subtraction.
+8 bits. So these images are read with `pypng` (pure Python, seconds per megapixel for a PNG whose rows
+use the Paeth filter: docs/BENCHMARKS.md, finding 3; which is why the common 8-bit and grey 16-bit cases
+stay with Pillow) and written here directly. Writing is simple enough to do with numpy and zlib, and
+fast, because the "Up" filter is a whole-array subtraction.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def needs_png16(data: bytes, has_transparency_key: bool) -> bool:
     return bit_depth == 16 and (colour_type != 0 or has_transparency_key)
 
 
-# Decoding here is pure Python (~3 s per megapixel, holding the GIL): bounded so that one small upload
-# cannot occupy a server for tens of seconds.
+# Decoding here is pure Python and holds the GIL for seconds per megapixel (docs/BENCHMARKS.md, finding
+# 3): bounded so that one small upload cannot occupy a server for tens of seconds.
 MAX_PIXELS = 1024 * 1024
 
 

@@ -1,0 +1,78 @@
+"""Section `service`: `srgan serve` on the device under closed-loop load, batching on and off."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bench.gpu.timing import Budget
+from bench.loadgen import closed_loop, make_payloads, summarize
+from bench.serving import (
+    Server,
+    cpu_seconds,
+    max_input_pixels,
+    mean_batch_fill,
+    parse_sizes,
+    scrape,
+)
+
+
+def service_gain(args: argparse.Namespace, weights: Path, budget: Budget) -> dict[str, Any]:
+    """Closed loop at `--concurrency` against `srgan serve`, batching on vs SRGAN_MAX_BATCH=1."""
+    payloads = make_payloads(parse_sizes(args.service_sizes), args.tile, (f"?format={args.service_format}",))
+    results: dict[str, Any] = {
+        "sizes": args.service_sizes,
+        "format": args.service_format,
+        "concurrency": args.concurrency,
+        "duration_s": args.service_seconds,
+    }
+    base = {
+        "SRGAN_DEVICE": args.device,
+        "SRGAN_WEIGHTS_DIR": str(weights),
+        "SRGAN_TILE": str(args.tile),
+        "SRGAN_TILE_PAD": str(args.pad),
+        "SRGAN_MAX_INPUT_PIXELS": str(max_input_pixels(args.tile)),
+        "SRGAN_REQUEST_TIMEOUT_S": "120",
+        "SRGAN_LOG_LEVEL": "WARNING",
+    }
+    configs = {
+        f"batch_{args.service_batch}": {
+            "SRGAN_MAX_BATCH": str(args.service_batch),
+            "SRGAN_MAX_WAIT_MS": str(args.service_wait_ms),
+        },
+        "batch_1": {"SRGAN_MAX_BATCH": "1", "SRGAN_MAX_WAIT_MS": "0"},
+    }
+    for name, env in configs.items():
+        if budget.left() < args.service_seconds + 60:
+            results[name] = {"skipped": "budget"}
+            continue
+        with Server({**base, **env}) as server:
+            asyncio.run(closed_loop(server.url, payloads, concurrency=args.concurrency, duration_s=3))
+            before, cpu = scrape(server.url), cpu_seconds(server.pid)
+            outcomes, start = asyncio.run(
+                closed_loop(
+                    server.url,
+                    payloads,
+                    concurrency=args.concurrency,
+                    duration_s=args.service_seconds,
+                    timeout_s=120,
+                )
+            )
+            after = scrape(server.url)
+            summary = summarize(outcomes, start, args.service_seconds, warmup_s=0)
+            fill, batches = mean_batch_fill(before, after)
+            summary.update(
+                mean_batch_fill=fill,
+                batches=batches,
+                server_cpu_cores=(cpu_seconds(server.pid) - cpu) / args.service_seconds,
+                device_memory_bytes={
+                    k: v for k, v in after.items() if k.startswith("srgan_device_memory_bytes{")
+                },
+            )
+            results[name] = summary
+    batched, single = results.get(f"batch_{args.service_batch}", {}), results.get("batch_1", {})
+    if batched.get("images_per_s") and single.get("images_per_s"):
+        results["batching_gain"] = batched["images_per_s"] / single["images_per_s"]
+    return results
