@@ -1,11 +1,13 @@
 """Evaluate every PromQL expression we ship against a Prometheus that scrapes a live service.
 
-Reads the expressions of the Grafana dashboard, the alert rules and the KEDA trigger,
-optionally sends the service a little real traffic first (`--service`), then asks
+Reads the expressions of the Grafana dashboard, the alert and recording rules and the KEDA
+triggers, optionally sends the service a little real traffic first (`--service`), then asks
 Prometheus for each one. Fails when an expression does not evaluate, when it names an
-`srgan_*` series that the service does not export, or when a dashboard panel or the KEDA
-query stays empty past `--wait` seconds (panels named with `--allow-empty` excepted).
-Alert expressions may be empty: an alert that is not firing returns nothing.
+`srgan_*` series that the service does not export, or when a dashboard panel, a recording rule
+or a KEDA query stays empty past `--wait` seconds (panels named with `--allow-empty` excepted).
+Alert expressions may be empty: an alert that is not firing returns nothing. A recording rule
+that stays empty selects nothing the service exports (a bucket bound spelt differently, say),
+and the alerts built on it could never fire.
 
 Needs PyYAML, not the project: it talks to the service over HTTP only.
 """
@@ -29,8 +31,15 @@ from pathlib import Path
 import yaml
 
 # What Grafana substitutes at query time. One minute spans enough samples at any scrape
-# interval up to 15 s, the same guarantee $__rate_interval gives.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m"}
+# interval up to 15 s, the same guarantee $__rate_interval gives. The dashboard's own variables
+# (namespace, instance) as "All", the regex their allValue is.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "5m",
+    "$namespace": ".*",
+    "$instance": ".*",
+}
 SRGAN_SERIES = re.compile(r"\bsrgan_[a-z0-9_]+\b")
 
 
@@ -68,7 +77,7 @@ def yaml_documents(path: Path) -> list[dict]:
 
 def rule_queries(path: Path) -> list[Query]:
     return [
-        Query(f"rule: {rule.get('alert') or rule.get('record')}", rule["expr"], False)
+        Query(f"rule: {rule.get('alert') or rule.get('record')}", rule["expr"], "record" in rule)
         for doc in yaml_documents(path)
         for group in doc["groups"]
         for rule in group["rules"]
@@ -105,17 +114,18 @@ def sample_png(width: int = 64, height: int = 64) -> bytes:
     )
 
 
-def post_image(url: str, payload: bytes, filename: str) -> int:
-    """POST `payload` as the multipart field `image`; the HTTP status."""
+def post_image(url: str, payload: bytes, filename: str, api_key: str | None = None) -> int:
+    """POST `payload` as the multipart field `image` (with `api_key` as a bearer token); the HTTP status."""
     boundary = uuid.uuid4().hex
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     )
     body = head.encode() + payload + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             response.read()
@@ -124,7 +134,7 @@ def post_image(url: str, payload: bytes, filename: str) -> int:
         return error.code
 
 
-def send_traffic(service: str, rounds: int, pause_s: float) -> None:
+def send_traffic(service: str, rounds: int, pause_s: float, api_key: str | None = None) -> None:
     """A few rounds of requests, `pause_s` apart, so rate() sees counters grow across scrapes.
 
     Each round: PNG and JPEG upscales with both models (a success for every image panel)
@@ -138,7 +148,7 @@ def send_traffic(service: str, rounds: int, pause_s: float) -> None:
     ]
     for round_ in range(rounds):
         for path, payload, filename, expected in calls:
-            status = post_image(service.rstrip("/") + path, payload, filename)
+            status = post_image(service.rstrip("/") + path, payload, filename, api_key)
             print(f"traffic round {round_ + 1}: POST {path} {filename} -> {status}")
             if status not in expected:
                 raise SystemExit(f"POST {path} answered {status}, expected one of {sorted(expected)}")
@@ -181,6 +191,7 @@ def main() -> int:
         help="a panel allowed to have no data here (e.g. CUDA-only metrics on a CPU run)",
     )
     parser.add_argument("--service", help="base URL of the service to send sample traffic to first")
+    parser.add_argument("--api-key", help="the key to send the sample traffic with (SRGAN_AUTH=required)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between traffic rounds")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for empty panels to fill")
@@ -193,7 +204,7 @@ def main() -> int:
         + [q for path in args.keda for q in keda_queries(path)]
     )
     if args.service:
-        send_traffic(args.service, args.rounds, args.pause)
+        send_traffic(args.service, args.rounds, args.pause, args.api_key)
 
     deadline = time.monotonic() + args.wait
     while True:
