@@ -38,10 +38,10 @@ from bench.loadgen import Payload, make_payloads, open_loop, summarize
 from bench.serving import (
     REPO,
     Server,
+    base_env,
     cpu_seconds,
     emit,
     machine,
-    max_input_pixels,
     mean_batch_fill,
     metric_delta,
     parse_sizes,
@@ -207,20 +207,13 @@ def run(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
 
     raw_before = ceiling()
     capacity_img_s = raw_before[f"batch_{args.batch}"] / mean_tiles
-    base_env = {
-        "SRGAN_DEVICE": args.device,
-        "SRGAN_WEIGHTS_DIR": str(weights),
-        "SRGAN_TILE": str(args.tile),
-        "SRGAN_TILE_PAD": str(args.pad),
-        "SRGAN_MAX_INPUT_PIXELS": str(max_input_pixels(args.tile)),
-        "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
-    }
+    common = base_env(args.device, weights, args.tile, args.pad, args.deadline_s)
     configs = {"batched": {"SRGAN_MAX_BATCH": str(args.batch), "SRGAN_MAX_WAIT_MS": str(args.max_wait_ms)}}
     if not args.skip_naive:
         configs["naive"] = {"SRGAN_MAX_BATCH": "1", "SRGAN_MAX_WAIT_MS": "0"}
     services: dict[str, list[dict[str, Any]]] = {}
     for name, env in configs.items():
-        with Server({**base_env, **env}, threads=args.threads) as server:
+        with Server({**common, **env}, threads=args.threads) as server:
             services[name] = [
                 run_phase(server, payloads, float(f) * capacity_img_s, args) for f in args.loads.split(",")
             ]

@@ -74,18 +74,25 @@ def max_input_pixels(tile: int, max_queue_tiles: int | None = None) -> int:
     return min(fields["max_input_pixels"].default, (math.isqrt(queue) * tile) ** 2)
 
 
+def base_env(
+    device: str, weights: Path, tile: int, pad: int, deadline_s: float, max_queue_tiles: int | None = None
+) -> dict[str, str]:
+    """The SRGAN_* settings every benchmark server sets: device, weights, tiling and deadline."""
+    return {
+        "SRGAN_DEVICE": device,
+        "SRGAN_WEIGHTS_DIR": str(weights),
+        "SRGAN_TILE": str(tile),
+        "SRGAN_TILE_PAD": str(pad),
+        "SRGAN_MAX_INPUT_PIXELS": str(max_input_pixels(tile, max_queue_tiles)),
+        "SRGAN_REQUEST_TIMEOUT_S": str(deadline_s),
+    }
+
+
 def server_env(args: argparse.Namespace, weights: Path, **extra: str) -> dict[str, str]:
     """SRGAN_* settings for a benchmark server from the common flags (device, tile, pad, batch,
     max_wait_ms when the script has it, deadline_s), plus `extra` (full variable names)."""
     queue = extra.get("SRGAN_MAX_QUEUE_TILES")
-    env = {
-        "SRGAN_DEVICE": args.device,
-        "SRGAN_WEIGHTS_DIR": str(weights),
-        "SRGAN_TILE": str(args.tile),
-        "SRGAN_TILE_PAD": str(args.pad),
-        "SRGAN_MAX_INPUT_PIXELS": str(max_input_pixels(args.tile, int(queue) if queue else None)),
-        "SRGAN_REQUEST_TIMEOUT_S": str(args.deadline_s),
-    }
+    env = base_env(args.device, weights, args.tile, args.pad, args.deadline_s, int(queue) if queue else None)
     if args.batch is not None:  # else the service's default for the device
         env["SRGAN_MAX_BATCH"] = str(args.batch)
     if hasattr(args, "max_wait_ms"):

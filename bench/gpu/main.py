@@ -77,12 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default="peak,flops,sweep,e2e,compile,layers,tail,service")
     parser.add_argument("--layers-batch", type=int, default=32, help="batch for the layers section")
     parser.add_argument("--budget-s", type=float, default=500.0, help="whole run, device call limit is 600")
-    parser.add_argument(
-        "--reserve-s",
-        type=float,
-        default=100.0,
-        help="stop the sweeps with this much budget left (for the service section)",
-    )
+    parser.add_argument("--reserve-s", type=float, default=100.0, help="budget kept for the service section")
     parser.add_argument("--compile-reserve-s", type=float, default=90.0)
     args = parser.parse_args(argv)
     if args.dry_run:  # tiny settings, except where the command line chose otherwise

@@ -11,8 +11,8 @@ from bench.gpu.timing import Budget
 from bench.loadgen import closed_loop, make_payloads, summarize
 from bench.serving import (
     Server,
+    base_env,
     cpu_seconds,
-    max_input_pixels,
     mean_batch_fill,
     parse_sizes,
     scrape,
@@ -28,15 +28,7 @@ def service_gain(args: argparse.Namespace, weights: Path, budget: Budget) -> dic
         "concurrency": args.concurrency,
         "duration_s": args.service_seconds,
     }
-    base = {
-        "SRGAN_DEVICE": args.device,
-        "SRGAN_WEIGHTS_DIR": str(weights),
-        "SRGAN_TILE": str(args.tile),
-        "SRGAN_TILE_PAD": str(args.pad),
-        "SRGAN_MAX_INPUT_PIXELS": str(max_input_pixels(args.tile)),
-        "SRGAN_REQUEST_TIMEOUT_S": "120",
-        "SRGAN_LOG_LEVEL": "WARNING",
-    }
+    base = {**base_env(args.device, weights, args.tile, args.pad, 120), "SRGAN_LOG_LEVEL": "WARNING"}
     configs = {
         f"batch_{args.service_batch}": {
             "SRGAN_MAX_BATCH": str(args.service_batch),
