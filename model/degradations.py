@@ -58,11 +58,18 @@ def random_gaussian_kernels(
 
 
 def blur(images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Each image convolved with its own (size, size) kernel, borders reflected; one grouped convolution."""
+    """Each image convolved with its own (size, size) kernel, borders reflected; one grouped convolution.
+
+    On images smaller than the kernel (a patch reduced hard by the first stage), the kernel is cut to
+    what reflection padding allows and renormalised.
+    """
     n, c, h, w = images.shape
     half = kernels.shape[-1] // 2
     if half >= min(h, w):
-        raise ValueError(f"kernel of side {kernels.shape[-1]} is too large for {h}x{w} images")
+        cut = half - (min(h, w) - 1)
+        kernels = kernels[:, cut:-cut, cut:-cut]
+        kernels = kernels / kernels.sum((1, 2), keepdim=True)
+        half = kernels.shape[-1] // 2
     padded = F.pad(images.reshape(1, n * c, h, w), (half, half, half, half), mode="reflect")
     weight = kernels.to(images).repeat_interleave(c, dim=0)[:, None]
     return F.conv2d(padded, weight, groups=n * c).reshape(n, c, h, w)

@@ -40,6 +40,7 @@ from model.losses import (
     effnet_content_loss,
     feature_matching_loss,
     generator_adversarial_loss,
+    subpixel_grid_loss,
     vgg_content_loss,
 )
 from model.weights import load_generator, save_generator
@@ -80,6 +81,9 @@ class TrainConfig:
     pixel_weight: float = 1.0
     content_weight: float = 0.01
     adversarial_weight: float = 5e-4  # half the paper's 1e-3, which is relative to a VGG content loss
+    # x the period-`scale` component of the error (losses.subpixel_grid_loss): a perceptual loss on a
+    # pixel-shuffle generator otherwise draws a faint checkerboard before any texture.
+    grid_weight: float = 0.0
     seed: int = 0
     log_every: int = 50
     val_every: int = 500
@@ -255,6 +259,8 @@ class Trainer:
                 real_logits = fake_logits.detach()  # unused by the paper's loss
             adversarial = generator_adversarial_loss(c.gan_loss, fake_logits, real_logits)
             g_loss = c.pixel_weight * pixel + c.content_weight * content + c.adversarial_weight * adversarial
+            if c.grid_weight:
+                g_loss = g_loss + c.grid_weight * subpixel_grid_loss(sr, hr_img, c.scale)
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()

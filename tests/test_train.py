@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from model.data import PatchSampler
+from model.effnet_lite import EfficientNetLite0
 from model.imresize import imresize
 from model.synthetic import natural_like_image
 from model.train import TrainConfig, Trainer
@@ -88,6 +89,10 @@ def test_config_refuses_nonsense(image_folder: Path) -> None:
         tiny_config(image_folder, stage="srgan", content_loss="vgg19")
     with pytest.raises(ValueError, match="data"):
         TrainConfig(data=[])
+    with pytest.raises(ValueError, match="gan_loss"):
+        tiny_config(image_folder, gan_loss="wgan")
+    with pytest.raises(ValueError, match="degradation"):
+        tiny_config(image_folder, degradation="jpeg")
 
 
 def test_srresnet_then_srgan_stage_resumable(image_folder: Path, tmp_path: Path) -> None:
@@ -140,3 +145,33 @@ def test_sigterm_stops_a_training_run_with_a_checkpoint(image_folder: Path, tmp_
     _, info = load_generator(out / "generator.safetensors")
     assert info.training["iterations"] == state["iteration"]
     assert "interrupted at iteration" in log.read_text()
+
+
+def test_realworld_pixel_stage_then_gan_with_the_effnet_perceptual_loss(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    first = tmp_path / "real-pixel"
+    Trainer(tiny_config(image_folder, degradation="realworld"), first).run()
+    _, info = load_generator(first / "generator.safetensors")
+    assert info.training["degradation"] == "realworld" and info.training["iterations"] == 2
+
+    # Random weights of the real architecture stand in for the packaged ImageNet file.
+    effnet = tmp_path / "lite0.pth"
+    torch.save(EfficientNetLite0().state_dict(), effnet)
+    second = tmp_path / "real-gan"
+    config = tiny_config(
+        image_folder,
+        stage="srgan",
+        degradation="realworld",
+        init=str(first / "generator.safetensors"),
+        content_loss="effnet",
+        effnet_weights=str(effnet),
+        gan_loss="ragan",
+        grid_weight=1.0,
+    )
+    gan = Trainer(config, second)
+    before = gan.generator.state_dict()["conv_first.weight"].clone()
+    gan.run()
+    assert not torch.equal(before, gan.generator.state_dict()["conv_first.weight"])
+    _, gan_info = load_generator(second / "generator.safetensors")
+    assert gan_info.training["content_loss"] == "effnet" and gan_info.training["gan_loss"] == "ragan"
