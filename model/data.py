@@ -3,9 +3,10 @@
 Downscaling whole images (rather than each patch) gives every LR patch real context at its borders,
 exactly like the evaluation protocol. The images then live, stacked, on the training device, and a
 batch of patches is one gather there plus three masked flips: no per-patch Python and no host-to-device
-copies, so the GPU never waits for data. (The per-patch numpy loop this replaced took 44 ms for 256
-patches of 128^2 on the 2-vCPU dev machine, in a thread contending with the training loop for the GIL;
-on the CPU the gather is slower, 140 ms, which is noise beside a CPU training step of seconds.)
+copies, so the GPU never waits for data.
+
+`RealWorldPairs` instead degrades each batch's HR patches afresh (model.degradations): a fixed LR per
+image would let the network learn a few dozen noise and JPEG samples instead of the process.
 """
 
 from __future__ import annotations
