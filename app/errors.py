@@ -60,9 +60,13 @@ class TooSmall(ServiceError):
 
 
 class Unauthorized(ServiceError):
-    """Missing or wrong API key (401)."""
+    """Missing or wrong API key (401); `challenge` is the WWW-Authenticate header that goes with it."""
 
     code = "unauthorized"
+
+    def __init__(self, message: str, challenge: str = 'Bearer realm="srgan"') -> None:
+        super().__init__(message)
+        self.challenge = challenge
 
 
 class Overloaded(ServiceError):

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     # the default tile, so the largest square image allowed fits the default queue bound (checked below).
     max_input_pixels: int = Field(2048 * 2048, ge=1)
     api_keys: str = ""  # comma-separated; empty means no authentication
+    # `required`: refuse to start without keys, so that a missing Secret cannot turn into an open service.
+    auth: Literal["optional", "required"] = "optional"
+    # None serves /metrics on the service port; a port keeps it off the port that users (and the ingress)
+    # reach, and Prometheus scrapes it there.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    # Liveness: /healthz fails once work has waited this long with no batch finishing (or ten times the
+    # measured batch time, when that is longer). Under the request timeout, so that a stalled engine is
+    # seen while requests still queue behind it rather than only after they time out.
+    stall_timeout_s: float = Field(30.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     compile: bool = False  # CUDA only: torch.compile the fixed tile shape (slower start, faster steady state)
@@ -70,6 +79,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _required_auth_has_keys(self) -> Settings:
+        if self.auth == "required" and not self.api_key_set:
+            raise ValueError(
+                "SRGAN_AUTH=required but SRGAN_API_KEYS is empty: set SRGAN_API_KEYS to comma-separated "
+                "keys (on Kubernetes, the Secret srgan-api-keys), or SRGAN_AUTH=optional to serve "
+                "without keys"
+            )
+        return self
+
     def pad_for(self, registry: ModelRegistry) -> int:
         """SRGAN_TILE_PAD when set, else the largest context pad any registered model recommends."""
         if self.tile_pad is not None:
@@ -79,3 +98,13 @@ class Settings(BaseSettings):
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem, naming the variable; never the values given, which may hold API keys."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = error["msg"].removeprefix("Value error, ")
+        field = "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"SRGAN_{field}: {message}" if field else message)
+    return "\n".join(lines)

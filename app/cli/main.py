@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pydantic import ValidationError
 
 from app.cli import commands
-from app.settings import Settings
+from app.settings import Settings, describe_errors
 from model.registry import REGISTRY, ModelRegistry
 
 
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None, registry: ModelRegistry = REGISTRY) 
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"srgan: the SRGAN_* settings are not valid: {exc}", file=sys.stderr)
+        print(f"srgan: the SRGAN_* settings are not valid:\n{describe_errors(exc)}", file=sys.stderr)
         return 2
     args = build_parser(registry, settings).parse_args(argv)
     logging.basicConfig(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,10 @@ from app.telemetry import Metrics
 from model.tiling import OOM_ERRORS, TileGrid, WindowModel
 
 logger = logging.getLogger(__name__)
+
+# Liveness: a batch may take this many times the measured batch time before the engine counts as stalled
+# (batch times vary with image mix, out-of-memory splits and CPU contention from decoding and encoding).
+STALL_BATCHES = 10
 
 
 def default_batch_size(device_type: str, configured: int | None = None) -> int:
@@ -56,11 +61,14 @@ class Engine:
             more tiles than this is refused with `TooLarge` (see `admission`).
         metrics: where to report; a private instance if None.
         oom_errors: exceptions meaning "batch too large for device memory": the batch is split in halves.
+        stall_timeout_s: liveness (`health_problem`): how long work may wait with no batch finishing, at
+            least; `STALL_BATCHES` measured batch times when that is longer.
     """
 
     def __init__(self, models: Mapping[str, WindowModel], *, tile: int, pad: int, max_batch: int,
                  max_wait_s: float, max_queue_tiles: int, metrics: Metrics | None = None,
-                 oom_errors: tuple[type[BaseException], ...] = OOM_ERRORS) -> None:
+                 oom_errors: tuple[type[BaseException], ...] = OOM_ERRORS,
+                 stall_timeout_s: float = 30.0) -> None:
         if not models:
             raise ValueError("models must name at least one model")
         for name, value, low in (("tile", tile, 1), ("pad", pad, 0), ("max_batch", max_batch, 1),
@@ -69,6 +77,8 @@ class Engine:
                 raise ValueError(f"{name} must be at least {low}, got {value}")
         if not max_wait_s >= 0:
             raise ValueError(f"max_wait_s must be non-negative, got {max_wait_s}")
+        if not stall_timeout_s > 0:
+            raise ValueError(f"stall_timeout_s must be positive, got {stall_timeout_s}")
         for name, fn in models.items():
             if not (isinstance(fn.scale, int) and fn.scale >= 1):
                 raise ValueError(f"model {name!r} has scale {fn.scale!r}; it must be a positive integer")
@@ -87,6 +97,9 @@ class Engine:
         self._accepting = False
         self._executor: ThreadPoolExecutor | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._stall_timeout_s = stall_timeout_s
+        self._progress_at = -math.inf  # when the last batch started or finished (monotonic)
+        self._stopped = False
 
     @property
     def accepting(self) -> bool:
@@ -101,6 +114,38 @@ class Engine:
         """Moving average of tiles per second over recent batches; None before the first batch."""
         return self._admission.throughput.tiles_per_s
 
+    def health_problem(self, now: float | None = None) -> str | None:
+        """Why the engine cannot make progress, or None: its batch loop ended without `stop`, or a batch has
+        run, or tiles have waited for one, longer than `stall_limit_s` (`now`: time.monotonic() by default).
+
+        Waiting counts from the later of the last batch's end and the oldest queued tile's arrival, so an
+        engine that was idle is not stalled the moment work arrives.
+        """
+        task = self._loop_task
+        if task is None or self._stopped:
+            return None
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            return f"the batch loop has stopped ({type(error).__name__ if error else 'cancelled'})"
+        now = time.monotonic() if now is None else now
+        if self._in_flight:
+            waited, what = now - self._progress_at, f"a batch of {self._in_flight} tiles has run for"
+        else:
+            arrivals = [r.enqueued_at for r in self._live if r.pending]
+            if not arrivals:
+                return None
+            waited = now - max(self._progress_at, min(arrivals))
+            what = f"{self._queue.depth} tiles have waited for a batch"
+        limit = self.stall_limit_s
+        return f"{what} {waited:.1f} s (limit {limit:.1f} s)" if waited > limit else None
+
+    @property
+    def stall_limit_s(self) -> float:
+        """How long work may wait with no batch finishing before the engine counts as stalled: the wait to
+        fill a batch, plus `stall_timeout_s` or `STALL_BATCHES` measured full-batch times if longer."""
+        expected = self._admission.throughput.seconds_for(self._max_batch) or 0.0
+        return self._max_wait_s + max(self._stall_timeout_s, STALL_BATCHES * expected)
+
     async def start(self) -> None:
         if self._loop_task is not None:
             raise RuntimeError("engine already started")
@@ -113,6 +158,7 @@ class Engine:
     async def stop(self, drain_timeout_s: float) -> None:
         """Stop accepting, let queued requests finish for up to `drain_timeout_s`, then cut the rest."""
         self._accepting = False
+        self._stopped = True
         waiting = len(self._live) + self._preparing
         # Requests admitted before the stop (some still being padded) are drained, not refused.
         drain_until = time.monotonic() + drain_timeout_s
@@ -240,6 +286,7 @@ class Engine:
             self._metrics.queue_wait.observe(started - request.enqueued_at)
         self._metrics.batch_size.labels(model=model).observe(len(batch))
         self._in_flight = len(batch)
+        self._progress_at = started
         try:
             fn = self._models[model]
             run = functools.partial(infer_batch, fn, model, batch, scale=fn.scale,
@@ -254,6 +301,7 @@ class Engine:
             return
         finally:
             self._in_flight = 0
+            self._progress_at = time.monotonic()
             self._queue.served(key, time.monotonic())
         elapsed = time.monotonic() - started
         self._metrics.batch_duration.labels(model=model).observe(elapsed)

@@ -1,8 +1,10 @@
-"""Every error the service can return, mapped to HTTP in one place, as {"error": {"code", "message"}}."""
+"""Every error the service can return, mapped to HTTP in one place, as {"error": {"code", "message"}}.
+
+Unexpected errors (500) are answered by the request middleware, which knows the request id.
+"""
 
 from __future__ import annotations
 
-import logging
 import math
 
 from fastapi import FastAPI, Request
@@ -12,8 +14,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
 from app.telemetry import Metrics
-
-logger = logging.getLogger(__name__)
 
 STATUS: dict[type[errors.ServiceError], int] = {
     errors.BadImage: 400,
@@ -44,8 +44,14 @@ def service_error_response(exc: errors.ServiceError, metrics: Metrics) -> JSONRe
     if isinstance(exc, errors.Overloaded | errors.NotReady):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     if isinstance(exc, errors.Unauthorized):
-        headers["WWW-Authenticate"] = "Bearer"
+        headers["WWW-Authenticate"] = exc.challenge
     return error_response(status, exc.code, exc.message, headers)
+
+
+def internal_error_response(metrics: Metrics) -> JSONResponse:
+    """The response for an unexpected error (a bug, not bad input), counted as `reason="internal"`."""
+    metrics.rejected.labels("internal").inc()
+    return error_response(500, "internal", "internal error; the request id is in X-Request-ID")
 
 
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
@@ -63,11 +69,6 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return error_response(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error")
-        return error_response(500, "internal", "internal error; the request id is in X-Request-ID")
-
     app.add_exception_handler(errors.ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)

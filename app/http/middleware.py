@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids, request metrics and access log, and the upload size and time bounds.
+"""ASGI middleware: request ids, request metrics and access log, the upload size and time bounds, and the
+answer to a departed client (499) or an unexpected error (500).
 
 Pure ASGI (not BaseHTTPMiddleware) so that the body is bounded while it streams in, before
 python-multipart has spooled it anywhere, and so that routes still see client disconnects.
@@ -12,10 +13,11 @@ import re
 import time
 import uuid
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
-from app.http.error_mapping import service_error_response
+from app.http.error_mapping import internal_error_response, service_error_response
 from app.logs import request_id_var
 from app.telemetry import Metrics
 
@@ -55,11 +57,12 @@ class RequestContextMiddleware:
         path = scope["path"]
         endpoint = path if path in self.endpoints else "other"
         started = time.perf_counter()
-        status = {"code": 500}
+        # What the client was sent; an app that returns without a response gets uvicorn's 500.
+        status = {"code": 500, "started": False}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
+                status.update(code=message["status"], started=True)
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
@@ -74,17 +77,26 @@ class RequestContextMiddleware:
                     f"{self.max_body - _MULTIPART_OVERHEAD} bytes"
                 )
             await self.app(scope, self._bounded(receive), send_with_id)
-        except errors.ClientDisconnected:
-            status["code"] = 499  # nginx's "client closed request": nothing was sent
+        except (errors.ClientDisconnected, ClientDisconnect):
+            # Gone while its work queued or its upload arrived: nothing is sent, and its tiles are dropped.
+            status["code"] = 499  # nginx's "client closed request"
+            self.metrics.rejected.labels("client_closed").inc()
         except errors.ServiceError as exc:
             # Refused before the app ran (declared size), or raised from receive() outside a route.
             await service_error_response(exc, self.metrics)(scope, receive, send_with_id)
+        except Exception:
+            if status["started"]:
+                raise  # too late for an error response: uvicorn logs it and closes the connection
+            logger.exception("%s %s failed with an unexpected error", scope["method"], path)
+            await internal_error_response(self.metrics)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.requests.labels(endpoint, str(status["code"])).inc()
+            code = status["code"]
+            self.metrics.requests.labels(endpoint, str(code)).inc()
             self.metrics.request_duration.labels(endpoint).observe(elapsed)
             if endpoint not in ("/healthz", "/readyz", "/metrics"):
-                logger.info("%s %s -> %d in %.0f ms", scope["method"], path, status["code"], elapsed * 1000)
+                outcome = f"{code} client closed" if code == 499 else str(code)
+                logger.info("%s %s -> %s in %.0f ms", scope["method"], path, outcome, elapsed * 1000)
             request_id_var.reset(token)
 
     def _bounded(self, receive: Receive) -> Receive:

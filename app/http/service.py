@@ -34,14 +34,36 @@ class Service:
     ready: bool = False
     draining: bool = False
     drain_started: float | None = None  # time.monotonic() of SIGTERM
+    _reported_problem: str | None = field(default=None, init=False, repr=False)
 
     def require_ready(self) -> Engine:
-        """The engine, or NotReady (503) while loading or draining."""
+        """The engine, or NotReady (503) while loading, draining or while the engine cannot make progress."""
         if self.draining:
             raise NotReady("the service is shutting down; retry on another replica", retry_after_s=1)
         if not self.ready or self.engine is None:
             raise NotReady("the model is still loading", retry_after_s=5)
+        if self.engine_problem() is not None:
+            raise NotReady("the inference engine is not making progress; retry on another replica")
         return self.engine
+
+    def engine_problem(self) -> str | None:
+        """Why the engine cannot make progress (`Engine.health_problem`), or None; logged when it changes."""
+        problem = None if self.engine is None else self.engine.health_problem()
+        if (problem is None) != (self._reported_problem is None):
+            if problem is None:
+                logger.warning("the engine makes progress again")
+            else:
+                logger.error("the engine cannot make progress: %s; liveness and readiness now fail", problem)
+        self._reported_problem = problem
+        return problem
+
+    def readiness(self) -> str:
+        """`ready`, or why not: `loading`, `draining` or `unhealthy` (the engine cannot make progress)."""
+        if self.draining:
+            return "draining"
+        if not self.ready:
+            return "loading"
+        return "unhealthy" if self.engine_problem() is not None else "ready"
 
     def deadline(self) -> float:
         return time.monotonic() + self.settings.request_timeout_s
@@ -78,11 +100,11 @@ class Service:
             max_wait_s=s.max_wait_ms / 1000,
             max_queue_tiles=s.max_queue_tiles,
             metrics=self.metrics,
+            stall_timeout_s=s.stall_timeout_s,
         )
         await self.engine.start()
         await self.engine.warmup()
         self.ready = True
-        self.metrics.model_ready.set(1)
         logger.info(
             "ready in %.1f s: models %s on %s (%s), tile %d pad %d, batch %d",
             time.perf_counter() - started,
@@ -100,7 +122,6 @@ class Service:
             logger.info("draining: readiness now fails and new work is refused")
             self.drain_started = time.monotonic()
         self.draining = True
-        self.metrics.model_ready.set(0)
 
     async def stop(self) -> None:
         """Drain whatever is left within what remains of the one drain budget, which started at SIGTERM
@@ -112,10 +133,15 @@ class Service:
             await self.engine.stop(max(remaining, 0.0))
         self.ready = False
 
-    def refresh_device_memory(self) -> None:
-        if torch.cuda.is_available() and any(u.device.type == "cuda" for u in self.upscalers.values()):
-            self.metrics.device_memory.labels("allocated").set(torch.cuda.memory_allocated())
-            self.metrics.device_memory.labels("reserved").set(torch.cuda.memory_reserved())
+    def refresh_metrics(self) -> None:
+        """Gauges read at scrape time: readiness (as /readyz sees it) and, on CUDA, device memory."""
+        self.metrics.model_ready.set(1 if self.readiness() == "ready" else 0)
+        device = next((u.device for u in self.upscalers.values() if u.device.type == "cuda"), None)
+        if device is not None:
+            self.metrics.device_memory.labels("allocated").set(torch.cuda.memory_allocated(device))
+            self.metrics.device_memory.labels("reserved").set(torch.cuda.memory_reserved(device))
+            # The device's whole memory, so that alerts can be relative to it on any card.
+            self.metrics.device_memory.labels("total").set(torch.cuda.mem_get_info(device)[1])
 
 
 def _service(request: Request) -> Service:

@@ -1,4 +1,7 @@
-"""Operational endpoints: liveness, readiness, metrics and the loaded models."""
+"""Operational endpoints: liveness, readiness, metrics and the loaded models.
+
+/metrics is its own router: on the service port only when SRGAN_METRICS_PORT is not set.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +12,50 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.engine import default_batch_size
-from app.http.service import ServiceDep
+from app.http.auth import AuthDep
+from app.http.service import Service, ServiceDep
 
 router = APIRouter()
-
-
-@router.get("/healthz", summary="Liveness: 200 while the process serves")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+metrics_router = APIRouter()
 
 
 @router.get(
-    "/readyz", summary="Readiness: 200 once models are loaded and warm, 503 before and while draining"
+    "/healthz",
+    summary="Liveness: 200 while the engine works; 503 when its batch loop has died or no batch finishes "
+    "while work waits",
+)
+async def healthz(service: ServiceDep) -> JSONResponse:
+    problem = service.engine_problem()
+    if problem is None:
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "unhealthy", "reason": problem}, status_code=503)
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: 200 once models are loaded and warm; 503 before, while draining and while the "
+    "engine cannot make progress",
 )
 async def readyz(service: ServiceDep) -> JSONResponse:
-    if service.ready and not service.draining:
-        return JSONResponse({"status": "ready"})
-    state = "draining" if service.draining else "loading"
+    state = service.readiness()
+    if state == "ready":
+        return JSONResponse({"status": state})
     return JSONResponse({"status": state}, status_code=503, headers={"Retry-After": "5"})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(service: ServiceDep) -> Response:
-    service.refresh_device_memory()
-    if service.engine is not None:
-        service.metrics.queue_depth.set(service.engine.queue_depth_tiles)
+def render_metrics(service: Service) -> Response:
+    """The Prometheus text exposition of the service's registry, its scrape-time gauges refreshed."""
+    service.refresh_metrics()
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(service: ServiceDep) -> Response:
+    return render_metrics(service)
+
+
 @router.get("/v1/models", summary="The loaded models")
-async def models(service: ServiceDep) -> dict[str, Any]:
+async def models(service: ServiceDep, _: AuthDep) -> dict[str, Any]:
     s = service.settings
     return {
         "models": [

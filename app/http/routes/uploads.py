@@ -66,7 +66,8 @@ async def _client_gone(request: Request) -> None:
 
 
 async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
-    """Run `work`, cancelling it if the client disconnects first (the engine then drops its tiles)."""
+    """Run `work`; if the client disconnects first, cancel it, wait until it has stopped (the engine has
+    dropped its queued tiles), and raise ClientDisconnected (answered as 499)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_client_gone(request))
     try:
@@ -75,6 +76,7 @@ async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) ->
         watcher.cancel()
         if not task.done():
             task.cancel()
+            await asyncio.wait({task})
     if task.cancelled():
         raise ClientDisconnected()
     return task.result()
