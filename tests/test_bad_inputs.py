@@ -24,24 +24,21 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
-from PIL import Image
+from PIL import Image, ImageCms
 
 from app.imaging.png16 import write_png16
 from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
+from tests.hostile_inputs import chunk, iccp, png_from_rows, rows_of, with_trailing_zeros, ztxt_bomb
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
 def crafted_png(width: int, height: int, idat: bytes | None = None) -> bytes:
     """A PNG whose IHDR claims `width` x `height` (8-bit RGB) over a few bytes of real pixel data."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     data = zlib.compress(b"\x00" * 64, 9) if idat is None else idat
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def zlib_bomb_png(side: int) -> bytes:
@@ -92,6 +89,41 @@ def palette_with_transparency() -> bytes:
     return _save(image, "PNG", transparency=0)
 
 
+def png16_with_trailing_zlib_data() -> bytes:
+    """The issue's attack: an 8x8 16-bit RGB PNG whose zlib stream goes on for 256 MiB."""
+    pixels = natural_like_image(8, 8).astype(np.uint16) * 257
+    return png_from_rows(8, 8, 16, 2, with_trailing_zeros(rows_of(pixels), 1 << 28))
+
+
+def png_with_junk_after_its_zlib_stream() -> bytes:
+    return png_from_rows(4, 4, 8, 2, zlib.compress(rows_of(natural_like_image(4, 4))) + bytes(4096))
+
+
+def png_with_a_million_chunks() -> bytes:
+    padding = chunk(b"tEXt", b"") * 1_000_000
+    return png_from_rows(4, 4, 8, 2, zlib.compress(rows_of(natural_like_image(4, 4))), (padding,))
+
+
+def jpeg_with_scan_markers(count: int) -> bytes:
+    """A JPEG whose comment holds `count` start-of-scan markers, standing in for that many scans."""
+    data = _save(_rgb(), "JPEG", progressive=True)
+    comment = b"\xff\xda" * count
+    return data[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + data[2:]
+
+
+def png_with_ztxt_bomb() -> bytes:
+    """A 1 GiB zTXt chunk in a valid image: dropped unread, the image is upscaled."""
+    idat = zlib.compress(rows_of(natural_like_image(8, 8)))
+    return png_from_rows(8, 8, 8, 2, idat, (ztxt_bomb(1 << 30),))
+
+
+def png_with_huge_icc() -> bytes:
+    """A 16 MiB ICC profile (sRGB's header, zeros after it): dropped, the image is upscaled."""
+    profile = bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()) + bytes(16 << 20)
+    idat = zlib.compress(rows_of(natural_like_image(8, 8)))
+    return png_from_rows(8, 8, 8, 2, idat, (iccp(zlib.compress(profile)),))
+
+
 def random_bytes(size: int = 4096) -> bytes:
     data = np.random.default_rng(7).integers(0, 256, size, dtype=np.uint8).tobytes()
     return b"\x01" + data  # no known signature starts with 0x01
@@ -114,6 +146,10 @@ REFUSED: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "png_zero_size": (lambda: crafted_png(0, 0), 400, "bad_image"),
     "jpeg_65535x65535": (lambda: jpeg_with_size(65535, 65535), 413, "too_large"),
     "jpeg_zero_width": (lambda: jpeg_with_size(0, 8), 400, "bad_image"),
+    "png16_trailing_zlib_data_256MiB": (png16_with_trailing_zlib_data, 400, "bad_image"),
+    "png_junk_after_zlib_stream": (png_with_junk_after_its_zlib_stream, 400, "bad_image"),
+    "png_a_million_chunks": (png_with_a_million_chunks, 400, "bad_image"),
+    "jpeg_101_scans": (lambda: jpeg_with_scan_markers(101), 413, "too_large"),
     "animated_gif": (animated_gif, 415, "unsupported_format"),
     "apng": (apng, 415, "unsupported_format"),
     "bmp": (lambda: _save(_rgb(), "BMP"), 415, "unsupported_format"),
@@ -150,6 +186,8 @@ ACCEPTED: dict[str, tuple[Callable[[], bytes], str, str]] = {
     ),
     "palette_with_transparency": (palette_with_transparency, "32x32", "RGBA"),
     "exif_rotated_jpeg": (exif_rotated_jpeg, "32x64", "RGB"),
+    "png_ztxt_bomb_1GiB": (png_with_ztxt_bomb, "32x32", "RGB"),
+    "png_icc_16MiB": (png_with_huge_icc, "32x32", "RGB"),
 }
 
 
@@ -199,6 +237,8 @@ async def test_odd_but_valid_upload_is_upscaled(client: httpx.AsyncClient, name:
     with Image.open(io.BytesIO(response.content)) as out:
         assert f"{out.width}x{out.height}" == size
         assert out.mode == mode
+        if name == "png_icc_16MiB":
+            assert "icc_profile" not in out.info, "an ICC profile over the limit must not be copied"
     if name == "png_16bit_rgb":
         assert response.content[24] == 16, "16-bit input must come back as a 16-bit PNG"
 

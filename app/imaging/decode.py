@@ -4,57 +4,47 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
-import png
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageFile, PngImagePlugin
 
 from app.errors import BadImage, TooLarge, UnsupportedFormat
-from app.imaging import pixels, png16
-from app.imaging.image import PILLOW_NAMES, DecodedImage, icc_for
+from app.imaging import pixels, png16, png_chunks
+from app.imaging.header import ACCEPTED, PILLOW_ERRORS, read_header
+from app.imaging.image import MAX_ICC_PROFILE_BYTES, PILLOW_NAMES, DecodedImage, icc_for
 
-_ACCEPTED = "PNG, JPEG or WebP"
-_OTHER_SIGNATURES = (
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"%PDF", "PDF"),
-    (b"%!PS", "PostScript"),
-    (b"8BPS", "Photoshop"),
-    (b"\x00\x00\x01\x00", "ICO"),
-    (b"\xff\x0a", "JPEG XL"),
-    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
-    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
-    (b"\xff\x4f\xff\x51", "JPEG 2000"),
-)
-# What malformed data makes Pillow's decoders raise (pypng's is png.Error); anything else is a bug, a 500.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error, zlib.error)
+# Pillow's process-wide limits, stated here rather than inherited. A truncated image is an error, not a
+# partly grey picture. Text chunks never reach Pillow (`png_chunks.checked` drops them), but an iCCP
+# profile is inflated under the text-chunk limit, which needs room above the ICC limit.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+PngImagePlugin.MAX_TEXT_CHUNK = 2 * MAX_ICC_PROFILE_BYTES
+PngImagePlugin.MAX_TEXT_MEMORY = 2 * MAX_ICC_PROFILE_BYTES
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
-    """Decode PNG, JPEG or WebP bytes; raise BadImage, UnsupportedFormat or TooLarge for what we refuse."""
-    source_format = _sniff(data)
+    """Decode PNG, JPEG or WebP bytes; raise BadImage, UnsupportedFormat or TooLarge for what we refuse.
+
+    The header is checked first (`header.read_header`); a PNG's chunks are then bounded and reduced to
+    what decoding needs (`png_chunks.checked`) before any decoder sees them.
+    """
+    header = read_header(data, max_pixels=max_pixels)
+    if header.png is not None:
+        data = png_chunks.checked(data, header.png)
     try:
-        with Image.open(io.BytesIO(data), formats=[PILLOW_NAMES[source_format]]) as image:
-            _check_single_frame(image, source_format)
-            _check_pixel_count(image.size, max_pixels)
-            if source_format == "png" and png16.needs_png16(data, "transparency" in image.info):
-                _check_pixel_count(image.size, min(max_pixels, png16.MAX_PIXELS))
-                channels, grayscale = png16.read_png16(data)
+        with Image.open(io.BytesIO(data), formats=[PILLOW_NAMES[header.format]]) as image:
+            _check_single_frame(image, header.format)
+            if header.png is not None and png16.needs_png16(header.png, "transparency" in image.info):
+                channels, grayscale = png16.read_png16(data, header.png)
             else:
                 channels, grayscale = _pillow_pixels(image)
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             icc_profile = image.info.get("icc_profile") or None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise TooLarge(f"the image has too many pixels to decode safely: {exc}") from exc
-    except (*_DECODE_ERRORS, png.Error) as exc:
-        raise BadImage(f"the {source_format.upper()} data could not be decoded: {exc}") from exc
-    return _assemble(pixels.upright(channels, orientation), grayscale, icc_profile, source_format)
+    except (*PILLOW_ERRORS, *png16.DECODE_ERRORS) as exc:
+        raise BadImage(f"the {header.format.upper()} data could not be decoded: {exc}") from exc
+    return _assemble(pixels.upright(channels, orientation), grayscale, icc_profile, header.format)
 
 
 def read_image_file(path: str | os.PathLike[str], *, max_pixels: int) -> DecodedImage:
@@ -63,43 +53,9 @@ def read_image_file(path: str | os.PathLike[str], *, max_pixels: int) -> Decoded
     return decode_image(Path(path).read_bytes(), max_pixels=max_pixels)
 
 
-def _sniff(data: bytes) -> str:
-    """Our format from the leading bytes, or the error that explains why we will not decode them."""
-    if data.startswith(png16.SIGNATURE):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    other = _known_other_type(data)
-    if other is not None:
-        raise UnsupportedFormat(f"{other} is not supported; send a {_ACCEPTED} image")
-    raise BadImage(f"the data is not an image; send a {_ACCEPTED} image")
-
-
-def _known_other_type(data: bytes) -> str | None:
-    """Name a file type we recognise but do not accept, so the user gets 415 instead of 400."""
-    for signature, name in _OTHER_SIGNATURES:
-        if data.startswith(signature):
-            return name
-    if data[4:8] == b"ftyp":
-        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF or MP4"
-    text = data[:512].removeprefix(b"\xef\xbb\xbf").lstrip().lower()
-    if text.startswith(b"<"):
-        return "SVG" if b"<svg" in text else "HTML or XML"
-    return None
-
-
 def _check_single_frame(image: Image.Image, source_format: str) -> None:
     if source_format != "jpeg" and getattr(image, "n_frames", 1) > 1:
-        raise UnsupportedFormat(f"animated images are not supported; send a single frame as {_ACCEPTED}")
-
-
-def _check_pixel_count(size: tuple[int, int], max_pixels: int) -> None:
-    limit = max_pixels if Image.MAX_IMAGE_PIXELS is None else min(max_pixels, Image.MAX_IMAGE_PIXELS)
-    width, height = size
-    if width * height > limit:
-        raise TooLarge(f"the image is {width}x{height} = {width * height} pixels; the limit is {limit}")
+        raise UnsupportedFormat(f"animated images are not supported; send a single frame as {ACCEPTED}")
 
 
 def _pillow_pixels(image: Image.Image) -> tuple[np.ndarray, bool]:

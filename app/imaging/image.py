@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -10,9 +11,14 @@ import numpy as np
 
 from app.imaging import pixels
 
+logger = logging.getLogger(__name__)
+
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 PILLOW_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".jpe": "jpeg", ".webp": "webp"}
+# Larger ICC profiles are dropped (with a log line): display and camera RGB profiles are a few kilobytes,
+# the largest LUT-based ones a few hundred, and a profile is copied into every output.
+MAX_ICC_PROFILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +63,11 @@ def guess_format_from_name(path: str | os.PathLike[str]) -> str | None:
 
 
 def icc_for(icc_profile: bytes | None, channels: int) -> bytes | None:
-    """The profile if its colour space (ICC header bytes 16-19) is the one of pixels with `channels`."""
+    """The profile if its colour space (ICC header bytes 16-19) is the one of pixels with `channels` and
+    it is at most MAX_ICC_PROFILE_BYTES long."""
+    if icc_profile is not None and len(icc_profile) > MAX_ICC_PROFILE_BYTES:
+        logger.info("dropped an ICC profile of %d bytes (the limit is %d)", len(icc_profile),
+                    MAX_ICC_PROFILE_BYTES)
+        return None
     wanted = b"GRAY" if channels <= 2 else b"RGB "
     return icc_profile if icc_profile is not None and icc_profile[16:20] == wanted else None

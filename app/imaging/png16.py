@@ -1,10 +1,10 @@
 """16-bit PNG pixels that Pillow cannot hold: colour, grey + alpha, or a transparent-colour key.
 
 Pillow's 16-bit support stops at single-channel grey (mode I;16): it decodes 16-bit RGB, RGBA and LA to
-8 bits. So these images are read with `pypng` (pure Python, seconds per megapixel for a PNG whose rows
-use the Paeth filter: docs/BENCHMARKS.md, finding 3; which is why the common 8-bit and grey 16-bit cases
-stay with Pillow) and written here directly. Writing is simple enough to do with numpy and zlib, and
-fast, because the "Up" filter is a whole-array subtraction.
+8 bits. So these images are read with libpng, through `imagecodecs` (compiled, well kept, BSD), after
+`png_chunks.checked` has bounded their image data by the header: libpng itself would inflate whatever
+data follows the image. Writing is simple enough to do with numpy and zlib, and fast, because the "Up"
+filter is a whole-array subtraction.
 """
 
 from __future__ import annotations
@@ -12,46 +12,29 @@ from __future__ import annotations
 import struct
 import zlib
 
+import imagecodecs
 import numpy as np
-import png
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from app.imaging.png_chunks import SIGNATURE, PngHeader
 
 # PNG colour type for 1 (grey), 2 (grey + alpha), 3 (RGB) and 4 (RGBA) channels.
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 _FILTER_UP = 2
+# What libpng (through imagecodecs) raises for malformed data; some of its messages fail to decode as
+# UTF-8 and surface as UnicodeDecodeError, a ValueError.
+DECODE_ERRORS = (imagecodecs.PngError, ValueError)
 
 
-def needs_png16(data: bytes, has_transparency_key: bool) -> bool:
-    """True when `data` (a PNG Pillow has already opened) is 16-bit and not plain grey.
-
-    Bit depth and colour type are the 9th and 10th bytes of IHDR, which the PNG spec puts first. Pillow
-    tolerates it elsewhere; such a malformed file is left to Pillow, at 8 bits.
-    """
-    if data[12:16] != b"IHDR":
-        return False
-    bit_depth, colour_type = data[24], data[25]
-    return bit_depth == 16 and (colour_type != 0 or has_transparency_key)
+def needs_png16(header: PngHeader, has_transparency_key: bool) -> bool:
+    """True when the PNG is 16-bit and not plain grey (which Pillow reads exactly)."""
+    return header.bit_depth == 16 and (header.colour_type != 0 or has_transparency_key)
 
 
-# Decoding here is pure Python and holds the GIL for seconds per megapixel (docs/BENCHMARKS.md, finding
-# 3): bounded so that one small upload cannot occupy a server for tens of seconds.
-MAX_PIXELS = 1024 * 1024
-
-
-def read_png16(data: bytes) -> tuple[np.ndarray, bool]:
-    """Decode to (H x W x C uint16 pixels, is_grey); a tRNS colour key becomes an alpha channel.
-
-    Uses `Reader.read`, not `asDirect`, because the latter rescales values to an sBIT depth.
-    """
-    width, height, rows, info = png.Reader(bytes=data).read()
-    flat = np.vstack([np.frombuffer(row, dtype=np.uint16) for row in rows])
-    pixels = flat.reshape(height, width, info["planes"])
-    key = info.get("transparent")
-    if key is not None:
-        opaque = np.any(pixels != np.asarray(key, dtype=np.uint16), axis=-1)
-        pixels = np.dstack([pixels, np.where(opaque, np.uint16(65535), np.uint16(0))])
-    return pixels, bool(info["greyscale"])
+def read_png16(data: bytes, header: PngHeader) -> tuple[np.ndarray, bool]:
+    """Decode checked PNG bytes (`png_chunks.checked`) to (H x W x C uint16 pixels, is_grey); a tRNS
+    colour key becomes an alpha channel. libpng applies no gamma or sBIT scaling unless asked to."""
+    pixels = imagecodecs.png_decode(data)
+    return (pixels[..., None] if pixels.ndim == 2 else pixels), header.colour_type in (0, 4)
 
 
 def write_png16(pixels: np.ndarray, icc_profile: bytes | None, compress_level: int = 6) -> bytes:
