@@ -153,33 +153,46 @@ def random_jpeg_quality(n: int, rng: torch.Generator, quality_range: tuple[int, 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One order of degradation: blur, resize, noise, JPEG (Real-ESRGAN's ranges by default)."""
+    """One order of degradation: blur, resize, noise, JPEG.
+
+    The defaults are the first order used for `srgan-real`: Real-ESRGAN's steps with milder blur and
+    noise (Real-ESRGAN: sigma 0.2-3, resize 0.15-1.5, noise sigma 1-30 and Poisson 0.05-3 on every
+    image). Its ranges target old, heavily degraded photos, and a network trained on them smooths
+    everything; a web JPEG is mostly compression on a resized photo. MODEL_CARD.md has the measurement.
+    """
 
     blur_prob: float = 1.0
-    blur_sigma: tuple[float, float] = (0.2, 3.0)  # in pixels of the image the stage blurs
+    blur_sigma: tuple[float, float] = (0.2, 2.0)  # in pixels of the image the stage blurs
     anisotropic_prob: float = 0.5
-    resize_range: tuple[float, float] = (0.15, 1.5)
-    resize_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
-    gaussian_noise_prob: float = 0.5  # otherwise Poisson
-    noise_sigma: tuple[float, float] = (1 / 255, 30 / 255)
-    poisson_scale: tuple[float, float] = (0.05, 3.0)
+    resize_range: tuple[float, float] = (0.3, 1.5)
+    resize_probs: tuple[float, float, float] = (0.2, 0.5, 0.3)  # up, down, keep
+    noise_prob: float = 0.6  # per image: the others get no noise in this stage
+    gaussian_noise_prob: float = 0.5  # per batch; otherwise Poisson
+    noise_sigma: tuple[float, float] = (1 / 255, 15 / 255)
+    poisson_scale: tuple[float, float] = (0.05, 1.5)
     gray_noise_prob: float = 0.4
     jpeg_range: tuple[int, int] = (30, 95)
 
 
 @dataclass(frozen=True)
 class DegradationConfig:
-    """The two stages; the second's resize is relative to the final LR size, as in Real-ESRGAN."""
+    """The two stages; the second's resize is relative to the final LR size, as in Real-ESRGAN.
+
+    The second order runs on a `second_prob` share of batches (Real-ESRGAN: all); the final resize to
+    the LR size and JPEG always do.
+    """
 
     first: StageConfig = StageConfig()
     second: StageConfig = StageConfig(
-        blur_prob=0.8,
-        blur_sigma=(0.2, 1.5),
-        resize_range=(0.3, 1.2),
+        blur_prob=0.5,
+        blur_sigma=(0.2, 1.0),
+        resize_range=(0.5, 1.2),
         resize_probs=(0.3, 0.4, 0.3),
-        noise_sigma=(1 / 255, 25 / 255),
-        poisson_scale=(0.05, 2.5),
+        noise_prob=0.4,
+        noise_sigma=(1 / 255, 10 / 255),
+        poisson_scale=(0.05, 1.0),
     )
+    second_prob: float = 0.5
 
 
 def degrade_stage(
@@ -195,10 +208,11 @@ def degrade_stage(
         images = blur(images, random_gaussian_kernels(n, rng, stage.blur_sigma, stage.anisotropic_prob))
     images = resize(images, size, random_mode(rng))
     gray = torch.rand(n, generator=rng) < stage.gray_noise_prob
+    noisy = (torch.rand(n, generator=rng) < stage.noise_prob).float()
     if float(torch.rand(1, generator=rng)) < stage.gaussian_noise_prob:
-        images = add_gaussian_noise(images, uniform(rng, *stage.noise_sigma, n=n).float(), gray, rng)
+        images = add_gaussian_noise(images, uniform(rng, *stage.noise_sigma, n=n).float() * noisy, gray, rng)
     else:
-        images = add_poisson_noise(images, uniform(rng, *stage.poisson_scale, n=n).float(), gray, rng)
+        images = add_poisson_noise(images, uniform(rng, *stage.poisson_scale, n=n).float() * noisy, gray, rng)
     images = images.clamp(0, 1)
     if jpeg_last:
         images = jpeg(images, random_jpeg_quality(n, rng, stage.jpeg_range))
@@ -215,9 +229,10 @@ def degrade(hr: torch.Tensor, scale: int, rng: torch.Generator, config: Degradat
     target = (h // scale, w // scale)
     factor = random_resize_factor(rng, config.first.resize_range, config.first.resize_probs)
     out = degrade_stage(hr, config.first, (max(round(h * factor), 1), max(round(w * factor), 1)), rng)
-    factor = random_resize_factor(rng, config.second.resize_range, config.second.resize_probs)
-    size = (max(round(target[0] * factor), 1), max(round(target[1] * factor), 1))
-    out = degrade_stage(out, config.second, size, rng, jpeg_last=False)
+    if float(torch.rand(1, generator=rng)) < config.second_prob:
+        factor = random_resize_factor(rng, config.second.resize_range, config.second.resize_probs)
+        size = (max(round(target[0] * factor), 1), max(round(target[1] * factor), 1))
+        out = degrade_stage(out, config.second, size, rng, jpeg_last=False)
     quality = random_jpeg_quality(hr.shape[0], rng, config.second.jpeg_range)
     if float(torch.rand(1, generator=rng)) < 0.5:
         out = jpeg(resize(out, target, random_mode(rng)), quality)

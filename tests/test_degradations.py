@@ -116,3 +116,12 @@ def test_realworld_pairs_keep_the_clean_hr_and_degrade_the_lr(tmp_path: Path) ->
     assert not torch.equal(lr, clean_lr)
     again, _ = pairs.sample(3, torch.Generator().manual_seed(0))
     torch.testing.assert_close(lr, again)
+
+
+def test_switched_off_steps_leave_only_a_resize_and_a_light_jpeg() -> None:
+    hr = torch.cat([_photo(96, seed) for seed in range(2)])
+    quiet = D.StageConfig(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), noise_prob=0.0, jpeg_range=(95, 95))
+    config = D.DegradationConfig(first=quiet, second=quiet, second_prob=0.0)
+    lr = D.degrade(hr, 4, torch.Generator().manual_seed(0), config)
+    bicubic = np.stack([imresize(img.permute(1, 2, 0).numpy() * 255, 1 / 4) for img in hr]) / 255
+    assert np.abs(lr.permute(0, 2, 3, 1).numpy() - bicubic).mean() < 2 / 255
