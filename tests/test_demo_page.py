@@ -189,3 +189,25 @@ def test_errors_are_explained(page: Any) -> None:
     page.click("#btn-upscale")
     page.wait_for_function("document.getElementById('error-title').textContent === 'The image is too large'")
     assert "16 megapixels" in page.text_content("#error-detail")
+
+
+def test_with_keys_the_page_asks_for_one_and_sends_it(
+    browser: Any, tiny_weights_dir: Path, tmp_path: Path
+) -> None:
+    with live_server(tiny_weights_dir, tmp_path, api_keys="demo-key") as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{server.url}/")  # the page itself is open
+        page.wait_for_function("document.getElementById('ready').textContent === 'Ready · enter the API key'")
+        assert page.evaluate("document.getElementById('key-box').open")
+        assert page.locator("input[name=model]").count() == 0  # the model list needs the key
+        page.fill("#api-key", "demo-key")
+        page.locator("#api-key").blur()
+        page.wait_for_selector("input[name=model][value=srresnet]")
+        assert page.text_content("#ready") == "Ready · cpu · float32"
+        choose_file(page, "scene.png", png_bytes(natural_like_image(16, 16)))
+        page.click("#btn-upscale")
+        page.wait_for_selector("#upscale-result:not([hidden])")
+        assert page.eval_on_selector("#after-img", "img => img.naturalWidth") == 64
+        context.close()
