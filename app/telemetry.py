@@ -54,7 +54,10 @@ class Metrics:
             "srgan_pixels_total", "Pixels processed (in: LR input, out: SR output)", ["direction"], registry=r
         )
         self.rejected = Counter("srgan_rejected_total", "Requests refused, by reason", ["reason"], registry=r)
-        self.model_ready = Gauge("srgan_model_ready", "1 once weights are loaded and warmed up", registry=r)
+        self.model_ready = Gauge(
+            "srgan_model_ready", "1 while /readyz answers 200 (loaded, warm, not draining, not stalled)",
+            registry=r,
+        )
         self.device_memory = Gauge(
-            "srgan_device_memory_bytes", "CUDA memory (allocated, reserved)", ["kind"], registry=r
+            "srgan_device_memory_bytes", "CUDA memory (allocated, reserved, total)", ["kind"], registry=r
         )
