@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from check_report import report
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "srgan"
@@ -62,14 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     scrape = yaml.safe_load(args.prometheus.read_text())["scrape_configs"]
     targets = {t for job in scrape for static in job.get("static_configs", []) for t in static["targets"]}
-    failures = 0
-    for file in args.files:
-        problems = check(yaml.safe_load(file), targets)
-        for problem in problems:
-            print(f"ERROR  {file.name}: {problem}")
-        if not problems:
-            print(f"ok     {file.name}")
-        failures += len(problems)
+    failures = sum(report(file.name, check(yaml.safe_load(file), targets)) for file in args.files)
     return 1 if failures else 0
 
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import yaml
+from check_report import report
 
 Doc = dict[str, Any]
 
@@ -277,14 +278,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=argparse.FileType(), help="rendered manifests, - for stdin")
     args = parser.parse_args()
-    failures = 0
-    for file in args.files:
-        problems = Checker([d for d in yaml.safe_load_all(file) if d]).run()
-        for problem in problems:
-            print(f"ERROR  {file.name}: {problem}")
-        if not problems:
-            print(f"ok     {file.name}")
-        failures += len(problems)
+    failures = sum(
+        report(file.name, Checker([d for d in yaml.safe_load_all(file) if d]).run()) for file in args.files
+    )
     return 1 if failures else 0
 
 

@@ -1,7 +1,7 @@
 """Validate rendered Kubernetes manifests strictly, custom resources included.
 
 Built-in kinds go through kubernetes-validate's strict schemas (unknown fields are errors)
-for each --kubernetes-version. ServiceMonitor, PrometheusRule and ScaledObject go through
+for each --kubernetes-version. PodMonitor, PrometheusRule and ScaledObject go through
 the hand-written schemas in k8s/crd-schemas/, which reuse the built-in definitions for
 ObjectMeta, LabelSelector and HPA behaviour. Unlike kubernetes-validate alone, a kind
 without a schema is an error, not a warning: nothing passes unchecked.
