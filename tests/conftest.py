@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,26 @@ from model.weights import save_generator
 
 TINY_ARCH = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "upscale": 4}
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def _drop_srgan_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("SRGAN_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_srgan_settings_from_the_shell() -> Iterator[None]:
+    """Settings read SRGAN_* variables, and module- and session-scoped fixtures build apps too: the shell's
+    variables are gone before the first fixture runs (SRGAN_API_KEYS in the shell made route tests fail)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _drop_srgan_variables(monkeypatch)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def clean_srgan_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with no SRGAN_* variable, whatever ran before it."""
+    _drop_srgan_variables(monkeypatch)
 
 
 def tiny_generator(seed: int, scale: int = 4) -> Generator:

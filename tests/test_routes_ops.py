@@ -7,7 +7,7 @@ from app.http.app import create_app
 from app.settings import Settings
 from app.telemetry import Metrics
 from model.synthetic import natural_like_image
-from tests.api_helpers import assert_error, png_bytes, running_client, upload
+from tests.api_helpers import assert_error, metric_value, png_bytes, running_client, upload
 
 
 async def test_health_ready_models_and_docs(tiny_weights_dir: Path) -> None:
@@ -33,14 +33,10 @@ async def test_max_batch_defaults_to_one_tile_on_a_cpu_and_eight_on_a_gpu(tiny_w
         assert {m["max_batch"] for m in models} == {1}
         response = await client.post("/upscale", **upload(png_bytes(natural_like_image(40, 40))))
         assert response.status_code == 200
-        samples = {
-            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in (await client.get("/metrics")).text.splitlines()
-            if line.startswith("srgan_batch_size_tiles")
-        }
-    batches = samples['srgan_batch_size_tiles_count{model="srgan"}']
-    assert batches >= 9  # 40x40 in tiles of 16 is 3x3 tiles, each its own batch
-    assert samples['srgan_batch_size_tiles_bucket{le="1.0",model="srgan"}'] == batches
+        text = (await client.get("/metrics")).text
+    # 40x40 in tiles of 16 is 3x3 tiles, each its own batch (warm-up batches are not counted).
+    assert metric_value(text, "srgan_batch_size_tiles_count", model="srgan") == 9
+    assert metric_value(text, "srgan_batch_size_tiles_bucket", model="srgan", le="1.0") == 9
 
 
 async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights_dir: Path) -> None:
@@ -48,31 +44,34 @@ async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights
         await client.post("/upscale", **upload(png_bytes(natural_like_image(20, 10))))
         await client.post("/upscale", **upload(b"not an image"))
         text = (await client.get("/metrics")).text
-    assert 'srgan_requests_total{code="200",endpoint="/upscale"} 1.0' in text
-    assert 'srgan_requests_total{code="400",endpoint="/upscale"} 1.0' in text
-    assert 'srgan_pixels_total{direction="in"} 200.0' in text
-    assert 'srgan_pixels_total{direction="out"} 3200.0' in text
-    assert 'srgan_rejected_total{reason="bad_image"} 1.0' in text
-    assert "srgan_model_ready 1.0" in text
-    assert 'srgan_batch_size_tiles_count{model="srgan"}' in text
-    for name in (
-        "srgan_request_duration_seconds_bucket",
-        "srgan_queue_depth_tiles",
-        "srgan_queue_wait_seconds",
-        "srgan_batch_duration_seconds_bucket",
-    ):
-        assert name in text
+    recorded = {
+        ("srgan_requests_total", (("code", "200"), ("endpoint", "/upscale"))): 1,
+        ("srgan_requests_total", (("code", "400"), ("endpoint", "/upscale"))): 1,
+        ("srgan_request_duration_seconds_count", (("endpoint", "/upscale"),)): 2,
+        ("srgan_pixels_total", (("direction", "in"),)): 200,
+        ("srgan_pixels_total", (("direction", "out"),)): 3200,
+        ("srgan_rejected_total", (("reason", "bad_image"),)): 1,
+        ("srgan_model_ready", ()): 1,
+        # 20x10 is 2 tiles of 16: one batch of 2, each tile's wait observed; both left the queue.
+        ("srgan_queue_depth_tiles", ()): 0,
+        ("srgan_queue_wait_seconds_count", ()): 2,
+        ("srgan_batch_size_tiles_count", (("model", "srgan"),)): 1,
+        ("srgan_batch_size_tiles_sum", (("model", "srgan"),)): 2,
+        ("srgan_batch_duration_seconds_count", (("model", "srgan"),)): 1,
+        ("srgan_batch_size_tiles_count", (("model", "srresnet"),)): None,
+    }
+    assert {key: metric_value(text, key[0], **dict(key[1])) for key in recorded} == recorded
 
 
 async def test_not_ready_before_start_is_503_with_retry_after(tiny_weights_dir: Path) -> None:
     app = create_app(Settings(device="cpu", weights_dir=tiny_weights_dir), Metrics())  # lifespan not run
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         ready = await client.get("/readyz")
-        assert ready.status_code == 503 and ready.headers["retry-after"]
+        assert ready.status_code == 503 and ready.headers["retry-after"] == "5"
         assert (await client.get("/healthz")).status_code == 200
         response = await client.post("/upscale", **upload(png_bytes(natural_like_image(8, 8))))
     assert_error(response, 503, "not_ready")
-    assert response.headers["retry-after"]
+    assert response.headers["retry-after"] == "5"
 
 
 async def test_request_id_is_echoed_or_made(tiny_weights_dir: Path) -> None:

@@ -10,7 +10,15 @@ import torch
 from model.inference import Upscaler
 from model.synthetic import natural_like_image
 from model.tiling import upscale_tiled
-from tests.api_helpers import TEST_SETTINGS, assert_error, decode, png_bytes, running_client, upload
+from tests.api_helpers import (
+    TEST_SETTINGS,
+    assert_error,
+    decode,
+    png_bytes,
+    running_client,
+    until,
+    upload,
+)
 
 
 def direct(weights_dir: Path, name: str, image: np.ndarray) -> np.ndarray:
@@ -153,15 +161,19 @@ async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> Non
         try:
             big = png_bytes(natural_like_image(96, 96))
             first = asyncio.ensure_future(client.post("/upscale", **upload(big)))
-            while engine.queue_depth_tiles == 0:
-                await asyncio.sleep(0.005)
-            # With the first image's 36 tiles queued, 9 more do not fit the bound of 40: refused at once.
+            # Its 36 tiles are queued and the loop has taken a batch of 4, which waits for the worker.
+            await until(lambda: engine.queue_depth_tiles == 32)
+            # A measured 0.1 tiles/s (set once the first image is in: at that rate its deadline would
+            # have refused it).
+            engine._admission.throughput.record(1, 10.0)
+            # 9 more tiles do not fit the bound of 40: refused at once, and told to come back when the
+            # one tile over the bound has been served, in 10 s.
             second = await client.post("/upscale", **upload(png_bytes(natural_like_image(40, 40))))
         finally:
             release.set()
         assert (await first).status_code == 200
     assert_error(second, 503, "queue_full")
-    assert int(second.headers["retry-after"]) >= 1
+    assert second.headers["retry-after"] == "10"
 
 
 async def test_an_image_with_more_tiles_than_the_queue_holds_is_413(tiny_weights_dir: Path) -> None:
