@@ -8,6 +8,7 @@ that stays one batched operation (blur kernels, noise, JPEG quality) and per bat
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from dataclasses import dataclass
@@ -179,7 +180,10 @@ class DegradationConfig:
     """The two stages; the second's resize is relative to the final LR size, as in Real-ESRGAN.
 
     The second order runs on a `second_prob` share of batches (Real-ESRGAN: all); the final resize to
-    the LR size and JPEG always do.
+    the LR size and JPEG always do. A `simple_prob` share of batches skips both orders instead: one
+    resize to the LR size, the second order's noise, and JPEG, which is how most web images are made
+    (a photo reduced and compressed), and which the two orders, with their random blur kernels,
+    rarely produce.
     """
 
     first: StageConfig = StageConfig()
@@ -193,6 +197,7 @@ class DegradationConfig:
         poisson_scale=(0.05, 1.0),
     )
     second_prob: float = 0.5
+    simple_prob: float = 0.5
 
 
 def degrade_stage(
@@ -220,13 +225,16 @@ def degrade_stage(
 
 
 def degrade(hr: torch.Tensor, scale: int, rng: torch.Generator, config: DegradationConfig) -> torch.Tensor:
-    """LR batch (H/scale, W/scale), 8-bit values, made from HR `hr` by two orders of degradation.
+    """LR batch (H/scale, W/scale), 8-bit values, made from HR `hr` by two orders of degradation, or
+    (a `simple_prob` share of batches) by one resize, noise and JPEG.
 
     The final resize to the LR size and the last JPEG come in a random order, as in Real-ESRGAN: JPEG
     applied before a reduction leaves softened blocks, after it sharp ones; both occur in the wild.
     """
     h, w = hr.shape[-2:]
     target = (h // scale, w // scale)
+    if float(torch.rand(1, generator=rng)) < config.simple_prob:
+        return quantize(degrade_stage(hr, dataclasses.replace(config.second, blur_prob=0.0), target, rng))
     factor = random_resize_factor(rng, config.first.resize_range, config.first.resize_probs)
     out = degrade_stage(hr, config.first, (max(round(h * factor), 1), max(round(w * factor), 1)), rng)
     if float(torch.rand(1, generator=rng)) < config.second_prob:

@@ -118,10 +118,22 @@ def test_realworld_pairs_keep_the_clean_hr_and_degrade_the_lr(tmp_path: Path) ->
     torch.testing.assert_close(lr, again)
 
 
-def test_switched_off_steps_leave_only_a_resize_and_a_light_jpeg() -> None:
+@pytest.mark.parametrize("simple_prob", [0.0, 1.0])
+def test_switched_off_steps_leave_only_a_resize_and_a_light_jpeg(simple_prob: float) -> None:
     hr = torch.cat([_photo(96, seed) for seed in range(2)])
     quiet = D.StageConfig(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), noise_prob=0.0, jpeg_range=(95, 95))
-    config = D.DegradationConfig(first=quiet, second=quiet, second_prob=0.0)
+    config = D.DegradationConfig(first=quiet, second=quiet, second_prob=0.0, simple_prob=simple_prob)
     lr = D.degrade(hr, 4, torch.Generator().manual_seed(0), config)
     bicubic = np.stack([imresize(img.permute(1, 2, 0).numpy() * 255, 1 / 4) for img in hr]) / 255
     assert np.abs(lr.permute(0, 2, 3, 1).numpy() - bicubic).mean() < 2 / 255
+
+
+def test_the_simple_path_compresses_but_does_not_blur() -> None:
+    hr = torch.cat([_photo(96, seed) for seed in range(4)])
+    config = D.DegradationConfig(simple_prob=1.0)
+    lr = D.degrade(hr, 4, torch.Generator().manual_seed(5), config)
+    bicubic = np.stack([imresize(img.permute(1, 2, 0).numpy() * 255, 1 / 4) for img in hr]) / 255
+    # Close to the plain reduction (JPEG and noise only), unlike the two orders' blurred and resized LR.
+    simple_error = np.abs(lr.permute(0, 2, 3, 1).numpy() - bicubic).mean()
+    full = D.degrade(hr, 4, torch.Generator().manual_seed(5), D.DegradationConfig(simple_prob=0.0))
+    assert simple_error < np.abs(full.permute(0, 2, 3, 1).numpy() - bicubic).mean()
