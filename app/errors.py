@@ -79,6 +79,18 @@ class Overloaded(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class MemoryBudgetExceeded(Overloaded):
+    """Requests in flight hold the memory budget; this one would pass it (503 + Retry-After)."""
+
+    code = "memory"
+
+
+class HostBusy(Overloaded):
+    """The host's decode/encode pool has more work waiting than it may queue (503 + Retry-After)."""
+
+    code = "host_busy"
+
+
 class NotReady(ServiceError):
     """The model is not loaded yet, or the service is draining (503 + Retry-After)."""
 

@@ -22,9 +22,24 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     )
 
 
-@lru_cache(maxsize=64)
+# Matrices up to this size are cached (evaluation resizes many images of a few sizes); larger ones, which
+# an elongated image makes (out_len x in_len float64), are built per call: 64 of them could be gigabytes.
+CACHED_MATRIX_BYTES = 4 << 20
+
+
 def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
     """The (out_len, in_len) float64 matrix that resizes one axis as MATLAB does."""
+    if 8 * in_len * out_len <= CACHED_MATRIX_BYTES:
+        return _cached_resize_matrix(in_len, out_len, scale, antialias)
+    return _resize_matrix(in_len, out_len, scale, antialias)
+
+
+@lru_cache(maxsize=64)
+def _cached_resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> np.ndarray:
+    return _resize_matrix(in_len, out_len, scale, antialias)
+
+
+def _resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> np.ndarray:
     kernel_width = 4.0
     shrink = scale < 1 and antialias
     if shrink:

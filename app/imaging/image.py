@@ -44,7 +44,8 @@ def finish_upscale(decoded: DecodedImage, sr_rgb: np.ndarray, scale: int) -> Dec
     """Combine the model's output with the rest of `decoded`: alpha upscaled bicubically, grey flag and ICC
     profile kept. `sr_rgb` is the model's H*scale x W*scale x 3 output for `decoded.rgb`, same dtype.
 
-    The result stays premultiplied; colour above its alpha (model overshoot) is clipped to the alpha.
+    The result stays premultiplied; colour above its alpha (model overshoot) is clipped to the alpha, in
+    place in `sr_rgb` when it is writeable (an x4 output is the largest array a request holds).
     """
     expected = (decoded.height * scale, decoded.width * scale, 3)
     if sr_rgb.shape != expected or sr_rgb.dtype != decoded.rgb.dtype:
@@ -54,7 +55,8 @@ def finish_upscale(decoded: DecodedImage, sr_rgb: np.ndarray, scale: int) -> Dec
     if decoded.alpha is None:
         return replace(decoded, rgb=np.ascontiguousarray(sr_rgb))
     alpha = pixels.upscale_alpha(decoded.alpha, scale)
-    return replace(decoded, rgb=np.minimum(sr_rgb, alpha[..., None]), alpha=alpha)
+    clipped = np.minimum(sr_rgb, alpha[..., None], out=sr_rgb if sr_rgb.flags.writeable else None)
+    return replace(decoded, rgb=np.ascontiguousarray(clipped), alpha=alpha)
 
 
 def guess_format_from_name(path: str | os.PathLike[str]) -> str | None:

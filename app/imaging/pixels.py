@@ -6,11 +6,14 @@ so the same code serves 8-bit and 16-bit images. Nothing here knows about file f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from PIL import Image
 
+# Per-pixel arithmetic runs over strips of about this many pixels, so its float temporaries are a few
+# megabytes instead of several times the image (an x4 output is the largest array a request holds).
+STRIP_PIXELS = 1 << 18
 # Rec. 601 luma, the weights Pillow uses for RGB -> L, so a grey image that went through RGB comes back exact.
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -36,27 +39,43 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(np.rint(np.clip(values, 0, max_value(dtype))).astype(dtype))
 
 
+def _strips(height: int, width: int) -> Iterator[slice]:
+    """Row ranges of about STRIP_PIXELS pixels covering `height` rows of `width` pixels."""
+    step = max(1, STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, step):
+        yield slice(top, top + step)
+
+
 def premultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Scale colour by alpha, so that fully transparent pixels are black and add nothing when the model
     mixes neighbours: this is what keeps dark (or any background) fringes off upscaled edges."""
-    weight = alpha.astype(np.float32) / max_value(alpha.dtype)
-    return _to_dtype(rgb * weight[..., None], rgb.dtype)
+    out = np.empty_like(rgb)
+    for rows in _strips(*alpha.shape):
+        weight = alpha[rows].astype(np.float32) / max_value(alpha.dtype)
+        out[rows] = _to_dtype(rgb[rows] * weight[..., None], rgb.dtype)
+    return out
 
 
 def unpremultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Undo `premultiply`. Where alpha is 0 the colour is undefined and comes out black; a colour above its
     alpha (model overshoot) is clipped to full intensity."""
-    weight = alpha.astype(np.float32)[..., None]
-    straight = np.zeros(rgb.shape, dtype=np.float32)
-    np.divide(rgb.astype(np.float32) * max_value(rgb.dtype), weight, out=straight, where=weight > 0)
-    return _to_dtype(straight, rgb.dtype)
+    out = np.empty_like(rgb)
+    for rows in _strips(*alpha.shape):
+        weight = alpha[rows].astype(np.float32)[..., None]
+        straight = np.zeros(rgb[rows].shape, dtype=np.float32)
+        np.divide(rgb[rows].astype(np.float32) * max_value(rgb.dtype), weight, out=straight, where=weight > 0)
+        out[rows] = _to_dtype(straight, rgb.dtype)
+    return out
 
 
 def composite_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Flatten premultiplied colour onto white: out = colour + (1 - alpha) * white."""
     full = max_value(rgb.dtype)
-    flat = rgb.astype(np.int32) + (full - alpha.astype(np.int32))[..., None]
-    return np.minimum(flat, full).astype(rgb.dtype)
+    out = np.empty_like(rgb)
+    for rows in _strips(*alpha.shape):
+        flat = rgb[rows].astype(np.int32) + (full - alpha[rows].astype(np.int32))[..., None]
+        out[rows] = np.minimum(flat, full)
+    return out
 
 
 def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
@@ -68,14 +87,20 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
 
 def luma(rgb: np.ndarray) -> np.ndarray:
     """H x W x 3 -> H x W grey, for grey images whose colour channels drifted apart in the model."""
-    return _to_dtype(rgb @ _LUMA_WEIGHTS, rgb.dtype)
+    out = np.empty(rgb.shape[:2], rgb.dtype)
+    for rows in _strips(*rgb.shape[:2]):
+        out[rows] = _to_dtype(rgb[rows] @ _LUMA_WEIGHTS, rgb.dtype)
+    return out
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
     """16-bit -> 8-bit with rounding (65535 / 257 = 255); 8-bit arrays pass through."""
     if values.dtype == np.uint8:
         return values
-    return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    out = np.empty(values.shape, np.uint8)
+    for rows in _strips(values.shape[0], values[0].size if len(values) else 1):
+        out[rows] = (values[rows].astype(np.uint32) + 128) // 257
+    return out
 
 
 def upright(pixels: np.ndarray, orientation: int) -> np.ndarray:

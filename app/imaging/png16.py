@@ -15,6 +15,7 @@ import zlib
 import imagecodecs
 import numpy as np
 
+from app.imaging.pixels import STRIP_PIXELS
 from app.imaging.png_chunks import SIGNATURE, PngHeader
 
 # PNG colour type for 1 (grey), 2 (grey + alpha), 3 (RGB) and 4 (RGBA) channels.
@@ -39,22 +40,30 @@ def read_png16(data: bytes, header: PngHeader) -> tuple[np.ndarray, bool]:
 
 def write_png16(pixels: np.ndarray, icc_profile: bytes | None, compress_level: int = 6) -> bytes:
     """Encode H x W x C uint16 pixels (C = 1..4) as a 16-bit PNG, with the ICC profile when given;
-    `compress_level` is zlib's (0-9)."""
+    `compress_level` is zlib's (0-9). Rows are filtered and compressed a strip at a time, one IDAT chunk
+    per strip, so the encoder holds the compressed output and one strip, not copies of the image."""
     height, width, channels = pixels.shape
-    rows = pixels.astype(">u2").reshape(height, -1).view(np.uint8)
-    filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
-    filtered[:, 0] = _FILTER_UP
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     header = struct.pack(">IIBBBBB", width, height, 16, _COLOUR_TYPES[channels], 0, 0, 0)
-    chunks = [_chunk(b"IHDR", header)]
+    parts = [SIGNATURE, _chunk(b"IHDR", header)]
     if icc_profile is not None:
         # Profile name, NUL, compression method 0 (zlib), compressed profile.
-        chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
-    chunks += [_chunk(b"IDAT", zlib.compress(filtered.tobytes(), compress_level)), _chunk(b"IEND", b"")]
-    return SIGNATURE + b"".join(chunks)
+        parts.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
+    compressor = zlib.compressobj(compress_level)
+    above = np.zeros(width * channels * 2, np.uint8)  # the row before the strip; zeros above the first
+    step = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, step):
+        rows = pixels[top : top + step].astype(">u2").reshape(-1, width * channels).view(np.uint8)
+        filtered = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
+        filtered[:, 0] = _FILTER_UP
+        np.subtract(rows[0], above, out=filtered[0, 1:])
+        np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+        above = rows[-1].copy()
+        if compressed := compressor.compress(filtered.data):
+            parts.append(_chunk(b"IDAT", compressed))
+    parts += [_chunk(b"IDAT", compressor.flush()), _chunk(b"IEND", b"")]
+    return b"".join(parts)
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload)
+    crc = zlib.crc32(payload, zlib.crc32(kind))
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
