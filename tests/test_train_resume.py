@@ -1,0 +1,85 @@
+"""Resuming a training run restores everything it trains, and the time limit stops a run with a checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from model import train
+from model.synthetic import natural_like_image
+from model.train import TrainConfig, Trainer
+from model.weights import load_generator
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("hr")
+    for i in range(2):
+        Image.fromarray(natural_like_image(40, 48, seed=i)).save(folder / f"img{i}.png")
+    return folder
+
+
+def tiny(folder: Path, **overrides: object) -> TrainConfig:
+    values: dict[str, object] = {"data": [str(folder)], "num_feat": 8, "num_block": 1, "batch_size": 2,
+                                 "patch_size": 32, "iterations": 1, "log_every": 1000,
+                                 "checkpoint_every": 1000, "device": "cpu"} | overrides
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def assert_same_state(restored: dict[str, object], saved: dict[str, object]) -> None:
+    """Equal nested state dicts: every tensor bit for bit, every other value equal."""
+    assert restored.keys() == saved.keys()
+    for key, value in saved.items():
+        if isinstance(value, dict):
+            assert_same_state(restored[key], value)  # type: ignore[arg-type]
+        elif isinstance(value, torch.Tensor):
+            assert torch.equal(restored[key], value), key  # type: ignore[arg-type]
+        else:
+            assert restored[key] == value, key
+
+
+@pytest.mark.parametrize("stage", ["srresnet", "srgan"])
+def test_resume_restores_the_networks_and_their_optimisers(image_folder: Path, tmp_path: Path,
+                                                           stage: str) -> None:
+    first = Trainer(tiny(image_folder, stage=stage), tmp_path)
+    untrained = {k: v.clone() for k, v in first.generator.state_dict().items()}
+    first.run()
+    trained = first.generator.state_dict()
+    assert any(not torch.equal(untrained[k], trained[k]) for k in trained), "a step changed nothing"
+
+    resumed = Trainer(tiny(image_folder, stage=stage, iterations=2), tmp_path)
+    assert resumed.iteration == 1
+    assert_same_state(resumed.generator.state_dict(), trained)
+    assert_same_state(resumed.g_opt.state_dict(), first.g_opt.state_dict())
+    if stage == "srgan":
+        assert first.discriminator is not None and first.d_opt is not None
+        assert resumed.discriminator is not None and resumed.d_opt is not None
+        assert_same_state(resumed.discriminator.state_dict(), first.discriminator.state_dict())
+        assert_same_state(resumed.d_opt.state_dict(), first.d_opt.state_dict())
+    resumed.run()
+    assert resumed.iteration == 2
+    _, info = load_generator(tmp_path / "generator.safetensors")
+    assert info.training["iterations"] == 2
+
+
+def test_the_time_limit_stops_the_run_with_a_checkpoint(image_folder: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    # Training's clock advances a second each time it is read: a 0.1-minute limit passes within a few
+    # iterations of the 50 asked for, however fast or slow this machine is.
+    ticks = iter(range(1_000_000))
+    monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    caplog.set_level(logging.INFO, logger="model.train")
+    trainer = Trainer(tiny(image_folder, iterations=50, time_limit_min=0.1), tmp_path)
+    trainer.run()
+    assert 1 <= trainer.iteration < 50
+    assert f"time limit of 0.1 min reached at iteration {trainer.iteration}" in caplog.text
+    checkpoint = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert checkpoint["iteration"] == trainer.iteration  # checkpoint_every is 1000: this is the stop's
+    _, info = load_generator(tmp_path / "generator.safetensors")
+    assert info.training["iterations"] == trainer.iteration
