@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import struct
-import subprocess
-import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,8 +27,7 @@ from app.imaging.png16 import write_png16
 from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
 from tests.hostile_inputs import chunk, iccp, png_from_rows, rows_of, with_trailing_zeros, ztxt_bomb
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.live_server import LiveServer, live_server
 
 
 def crafted_png(width: int, height: int, idat: bytes | None = None) -> bytes:
@@ -362,60 +358,16 @@ async def test_oversized_upload_is_413(tiny_weights_dir: Path) -> None:
 # --- slow upload: a real server and a raw socket -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def live_server(tiny_weights_dir: Path, tmp_path: Path) -> Iterator[str]:
+def slow_upload_server(tiny_weights_dir: Path, tmp_path: Path) -> Iterator[LiveServer]:
     """`srgan serve` on loopback with tiny weights and a 1.5 s request (upload) timeout."""
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SRGAN_")}
-    env.update(
-        SRGAN_DEVICE="cpu",
-        SRGAN_WEIGHTS_DIR=str(tiny_weights_dir),
-        SRGAN_TILE="16",
-        SRGAN_MAX_INPUT_PIXELS=str(256 * 256),
-        SRGAN_TILE_PAD="4",
-        SRGAN_MAX_BATCH="4",
-        SRGAN_REQUEST_TIMEOUT_S="1.5",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-    )
-    with log.open("wb") as out:  # a file, not a pipe: nobody reads a pipe and a full one blocks the server
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text(errors="replace")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"srgan serve did not become ready within 60 s:\n{log.read_text(errors='replace')}")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with live_server(tiny_weights_dir, tmp_path, tile="16", tile_pad="4", max_batch="4",
+                     request_timeout_s="1.5") as server:
+        yield server
 
 
-def test_slow_upload_gets_a_json_408_and_the_server_stays_healthy(live_server: str) -> None:
-    port = int(live_server.rsplit(":", 1)[1])
+def test_slow_upload_gets_a_json_408_and_the_server_stays_healthy(slow_upload_server: LiveServer) -> None:
+    port = slow_upload_server.port
     boundary = "slowboundary"
     part = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
@@ -442,9 +394,9 @@ def test_slow_upload_gets_a_json_408_and_the_server_stays_healthy(live_server: s
     assert json.loads(body)["error"]["code"] == "upload_timeout"
     assert 1.0 <= elapsed < 8.0, elapsed
 
-    assert httpx.get(f"{live_server}/healthz", timeout=5).status_code == 200
+    assert httpx.get(f"{slow_upload_server.url}/healthz", timeout=5).status_code == 200
     files = {"image": ("a.png", VALID_PNG, "image/png")}
-    response = httpx.post(f"{live_server}/upscale", files=files, timeout=30)
+    response = httpx.post(f"{slow_upload_server.url}/upscale", files=files, timeout=30)
     assert response.status_code == 200, response.text
 
 
