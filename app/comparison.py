@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,12 @@ def to_json(comparison: Comparison) -> dict[str, Any]:
             for name, (psnr, ssim) in comparison.scores.items()
         ],
     }
+
+
+def json_bytes(comparison: Comparison) -> bytes:
+    """`to_json` as UTF-8 JSON bytes (the service sends these; serialising tens of megabytes of data URIs
+    is CPU work for a worker thread, not for the event loop)."""
+    return json.dumps(to_json(comparison), separators=(",", ":")).encode()
 
 
 def render_mosaic(comparison: Comparison, columns: int = 3) -> bytes:

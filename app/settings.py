@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     # LR pixels; an x4 output has 16x as many. 2048x2048 (an 8192x8192, 200 MB result) is 484 tiles at
     # the default tile, so the largest square image allowed fits the default queue bound (checked below).
     max_input_pixels: int = Field(2048 * 2048, ge=1)
+    # /compare holds every method's output at the original's size and scores each in float64: about 150
+    # bytes a pixel (docs/BENCHMARKS.md, "Memory per request"), so its own, smaller limit.
+    compare_max_pixels: int = Field(1024 * 1024, ge=1)
+    # What all requests in flight may reserve (app.limits.cost estimates each); None derives it from the
+    # cgroup memory limit less the resident size after start-up (app.limits.budget.default_limit_bytes).
+    memory_budget_mb: int | None = Field(None, ge=64)
+    # Open connections served; more are answered 503 and closed. Each costs little until it sends a
+    # request, and a request's upload is counted in the memory budget.
+    max_connections: int = Field(512, ge=1)
+    # A connection must send a request's headers within this long (slow-header clients are closed).
+    header_timeout_s: float = Field(10.0, gt=0)
     api_keys: str = ""  # comma-separated; empty means no authentication
     # `required`: refuse to start without keys, so that a missing Secret cannot turn into an open service.
     auth: Literal["optional", "required"] = "optional"

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from app.engine import Engine, default_batch_size
 from app.errors import InvalidParameter, NotReady
+from app.limits import HostLimits
 from app.settings import Settings
 from app.telemetry import Metrics
 from model.inference import Upscaler, resolve_device, resolve_dtype
@@ -31,6 +32,7 @@ class Service:
     registry: ModelRegistry = REGISTRY
     upscalers: dict[str, Upscaler] = field(default_factory=dict)
     engine: Engine | None = None
+    limits: HostLimits | None = None  # memory budget and host pool, made once the weights are loaded
     ready: bool = False
     draining: bool = False
     drain_started: float | None = None  # time.monotonic() of SIGTERM
@@ -64,6 +66,12 @@ class Service:
         if not self.ready:
             return "loading"
         return "unhealthy" if self.engine_problem() is not None else "ready"
+
+    def require_limits(self) -> HostLimits:
+        """The memory budget and host pool (made in `start`, before the service reports ready)."""
+        if self.limits is None:
+            raise NotReady("the model is still loading", retry_after_s=5)
+        return self.limits
 
     def deadline(self) -> float:
         return time.monotonic() + self.settings.request_timeout_s
@@ -104,6 +112,7 @@ class Service:
         )
         await self.engine.start()
         await self.engine.warmup()
+        self.limits = HostLimits.start(s.memory_budget_mb)
         self.ready = True
         logger.info(
             "ready in %.1f s: models %s on %s (%s), tile %d pad %d, batch %d",
@@ -131,6 +140,8 @@ class Service:
         remaining = self.settings.drain_timeout_s - (time.monotonic() - self.drain_started)
         if self.engine is not None:
             await self.engine.stop(max(remaining, 0.0))
+        if self.limits is not None:
+            self.limits.stop()
         self.ready = False
 
     def refresh_metrics(self) -> None:

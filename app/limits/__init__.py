@@ -5,3 +5,42 @@
 - `pool`: the one bounded thread pool for decoding, encoding and /compare's stages, with admission.
 - `container`: what the container allows (cgroup memory limit and CPU quota), which the defaults follow.
 """
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.limits import container
+from app.limits.budget import MIB, MemoryBudget, default_limit_bytes
+from app.limits.pool import HostPool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    """The service's memory budget and host pool, made once the models are loaded (their resident size
+    is what a default budget leaves out)."""
+
+    memory: MemoryBudget
+    pool: HostPool
+
+    @classmethod
+    def start(cls, budget_mb: int | None) -> HostLimits:
+        limit = default_limit_bytes() if budget_mb is None else budget_mb * MIB
+        limits = cls(MemoryBudget(limit), HostPool(container.usable_cpus()))
+        logger.info("memory budget %d MiB (%s), %d host threads, at most %d jobs waiting", limit // MIB,
+                    "SRGAN_MEMORY_BUDGET_MB" if budget_mb is not None else _default_source(),
+                    limits.pool.workers, limits.pool.max_backlog)
+        return limits
+
+    def stop(self) -> None:
+        self.pool.shutdown()
+
+
+def _default_source() -> str:
+    limit = container.memory_limit_bytes()
+    if limit is None:
+        return "from the machine's available memory"
+    return f"from the {limit // MIB} MiB cgroup limit"

@@ -15,6 +15,7 @@ import threading
 import time
 
 from app.errors import MemoryBudgetExceeded, TooLarge
+from app.limits import container
 from app.limits.average import MovingAverage
 
 logger = logging.getLogger(__name__)
@@ -109,3 +110,17 @@ class Reservation:
                 return
             self._returned = True
         self._budget._returned(self.nbytes, time.monotonic() - self._started)
+
+
+# The share of the memory left after start-up that requests may reserve: the rest absorbs what the
+# estimates do not see (allocator fragmentation, thread arenas, the inference batch's activations).
+DEFAULT_SHARE = 0.7
+
+
+def default_limit_bytes() -> int:
+    """The budget when SRGAN_MEMORY_BUDGET_MB is unset: DEFAULT_SHARE of the container's memory limit less
+    what this process holds now (weights loaded, warmed up), or without a limit, of the memory the machine
+    has available now."""
+    limit = container.memory_limit_bytes()
+    room = container.available_bytes() if limit is None else limit - container.resident_bytes()
+    return max(int(DEFAULT_SHARE * room), 64 * MIB)

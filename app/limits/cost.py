@@ -69,7 +69,7 @@ def upscale_bytes(header: ImageHeader, *, upload_bytes: int, scale: int, fmt: st
         + 2 * out_channels * out_sample  # the encoded body, and its copy while joined
         + (fmt == "webp") * WEBP_ENCODER_BYTES_PER_PIXEL
     )
-    finish = decoded + output + out_pixels * per_out_pixel
+    finish = upload_bytes + decoded + output + out_pixels * per_out_pixel
     return BASE_BYTES + math.ceil(MARGIN * max(decode, engine, finish))
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app import comparison as methods
 from app.http.auth import AuthDep
+from app.http.reservations import HeldResponse, admit
 from app.http.routes.uploads import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
 from app.http.service import ServiceDep
 from app.imaging.decode import decode_image
+from app.imaging.header import read_header
+from app.limits import cost
 from app.logs import request_id_var
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 @router.post(
@@ -35,33 +41,52 @@ async def compare_methods(
     output: Annotated[
         Literal["json", "image"], Query(description="JSON with data URIs, or one PNG")
     ] = "json",
-) -> Any:
+) -> Response:
     deadline = service.deadline()
     engine = service.require_ready()
+    limits = service.require_limits()
     plan = methods.Plan.for_registry(service.registry)
-    data = await read_image_field(request)
-    decoded = await asyncio.to_thread(decode_image, data, max_pixels=service.settings.max_input_pixels)
-    hr = await asyncio.to_thread(methods.ground_truth, decoded, plan)
-    lr = await asyncio.to_thread(methods.degrade, hr, plan)
-    request_id = request_id_var.get()
+    settings = service.settings
+    max_pixels = min(settings.max_input_pixels, settings.compare_max_pixels)
+    reservation = admit(request, limits, max_upload_bytes=settings.max_upload_bytes, what="an upload")
+    try:
+        data = await read_image_field(request)
+        header = await limits.pool.run(functools.partial(read_header, data, max_pixels=max_pixels),
+                                       hold=reservation)
+        needs = cost.compare_bytes(header, upload_bytes=len(data), plan_models=len(plan.models),
+                                   scale=plan.scale, tile=settings.tile, pad=service.tile_pad)
+        reservation.resize(needs, what=f"comparing a {header.width}x{header.height} image")
+        request_id = request_id_var.get()
 
-    async def restore_all() -> dict[str, Any]:
-        interpolation = asyncio.ensure_future(asyncio.to_thread(methods.interpolate_all, lr, plan))
-        models = [
-            asyncio.ensure_future(engine.upscale(name, lr, deadline=deadline, request_id=request_id))
-            for name in plan.models
-        ]
-        try:
-            interpolated, *restored = await asyncio.gather(interpolation, *models)
-        finally:
-            for job in (interpolation, *models):  # one failed: the others' tiles must not stay queued
-                job.cancel()
-        return {**interpolated, **dict(zip(plan.models, restored, strict=True))}
+        async def run(fn: Callable[..., T], *args: Any) -> T:
+            return await limits.pool.run(fn, *args, hold=reservation)
 
-    outputs = await unless_disconnected(request, restore_all())
-    comparison = await asyncio.to_thread(methods.assemble, plan, hr, lr, outputs)
-    service.metrics.pixels.labels("in").inc(len(plan.models) * lr.shape[0] * lr.shape[1])
-    service.metrics.pixels.labels("out").inc(len(plan.models) * hr.shape[0] * hr.shape[1])
-    if output == "image":
-        return Response(await asyncio.to_thread(methods.render_mosaic, comparison), media_type="image/png")
-    return await asyncio.to_thread(methods.to_json, comparison)
+        async def work() -> tuple[bytes, int, int]:
+            decoded = await run(functools.partial(decode_image, data, max_pixels=max_pixels))
+            hr = await run(methods.ground_truth, decoded, plan)
+            del decoded
+            lr = await run(methods.degrade, hr, plan)
+            interpolation = asyncio.ensure_future(run(methods.interpolate_all, lr, plan))
+            models = [
+                asyncio.ensure_future(engine.upscale(name, lr, deadline=deadline, request_id=request_id))
+                for name in plan.models
+            ]
+            try:
+                interpolated, *restored = await asyncio.gather(interpolation, *models)
+            finally:
+                for job in (interpolation, *models):  # one failed: the others' tiles must not stay queued
+                    job.cancel()
+                await asyncio.gather(interpolation, *models, return_exceptions=True)
+            outputs = {**interpolated, **dict(zip(plan.models, restored, strict=True))}
+            comparison = await run(methods.assemble, plan, hr, lr, outputs)
+            render = methods.render_mosaic if output == "image" else methods.json_bytes
+            return await run(render, comparison), lr.shape[0] * lr.shape[1], hr.shape[0] * hr.shape[1]
+
+        body, low_pixels, high_pixels = await unless_disconnected(request, work())
+    except BaseException:
+        reservation.release()
+        raise
+    service.metrics.pixels.labels("in").inc(len(plan.models) * low_pixels)
+    service.metrics.pixels.labels("out").inc(len(plan.models) * high_pixels)
+    return HeldResponse(body, reservation=reservation, send_timeout_s=settings.request_timeout_s,
+                        media_type="image/png" if output == "image" else "application/json")

@@ -7,10 +7,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 
-from app.errors import BadImage, ClientDisconnected, InvalidParameter, MalformedRequest, UnsupportedFormat
+from app.errors import BadImage, ClientDisconnected, InvalidParameter, UnsupportedFormat
+from app.http.multipart import read_file_part
 
 T = TypeVar("T")
 
@@ -35,24 +34,17 @@ IMAGE_UPLOAD_OPENAPI: dict[str, Any] = {
 
 
 async def read_image_field(request: Request) -> bytes:
-    """The bytes of the multipart field `image`; 415 for another body type, 422 without the field."""
+    """The bytes of the multipart file part `image`, read into memory (`app.http.multipart`); 415 for
+    another body type, 422 without the part, 400 for an empty one."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise UnsupportedFormat(
             "send the image as multipart/form-data in the field 'image' "
             f"(got Content-Type {content_type or 'none'!r})"
         )
-    try:
-        form = await request.form(max_files=1, max_fields=16)
-    except HTTPException as exc:
-        raise MalformedRequest(f"malformed multipart body: {exc.detail}") from exc
-    try:
-        upload = form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise InvalidParameter("the multipart field 'image' is missing (it must be a file part)")
-        data = await upload.read()
-    finally:
-        await form.close()
+    data = await read_file_part(request, "image", max_files=1, max_fields=16)
+    if data is None:
+        raise InvalidParameter("the multipart field 'image' is missing (it must be a file part)")
     if not data:
         raise BadImage("the uploaded image is empty")
     return data

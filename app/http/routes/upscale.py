@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
 from app.http.auth import AuthDep
+from app.http.reservations import HeldResponse, admit
 from app.http.routes.uploads import IMAGE_UPLOAD_OPENAPI, read_image_field, unless_disconnected
 from app.http.service import ServiceDep
 from app.imaging.decode import decode_image
 from app.imaging.encode import encode_image
-from app.imaging.image import MEDIA_TYPES, finish_upscale
+from app.imaging.header import read_header
+from app.imaging.image import MEDIA_TYPES, DecodedImage, finish_upscale
+from app.limits import cost
 from app.logs import request_id_var
 
 router = APIRouter()
@@ -39,23 +43,41 @@ async def upscale(
     started = time.perf_counter()
     deadline = service.deadline()
     engine = service.require_ready()
+    limits = service.require_limits()
     name = service.check_model(model)
     scale = service.upscalers[name].scale
-    data = await read_image_field(request)
-    decoded = await asyncio.to_thread(decode_image, data, max_pixels=service.settings.max_input_pixels)
-    sr = await unless_disconnected(
-        request, engine.upscale(name, decoded.rgb, deadline=deadline, request_id=request_id_var.get())
-    )
+    settings = service.settings
+    reservation = admit(request, limits, max_upload_bytes=settings.max_upload_bytes, what="an upload")
+    try:
+        data = await read_image_field(request)
+        header = await limits.pool.run(
+            functools.partial(read_header, data, max_pixels=settings.max_input_pixels), hold=reservation
+        )
+        needs = cost.upscale_bytes(header, upload_bytes=len(data), scale=scale, fmt=format,
+                                   tile=settings.tile, pad=service.tile_pad)
+        reservation.resize(needs, what=f"a {header.width}x{header.height} image")
 
-    def finish() -> tuple[bytes, int, int]:
-        result = finish_upscale(decoded, sr, scale)
-        return encode_image(result, format, quality=quality), result.width, result.height
+        def finish(decoded: DecodedImage, sr: np.ndarray) -> tuple[bytes, int, int]:
+            result = finish_upscale(decoded, sr, scale)
+            return encode_image(result, format, quality=quality), result.width, result.height
 
-    body, width, height = await asyncio.to_thread(finish)
-    service.metrics.pixels.labels("in").inc(decoded.width * decoded.height)
+        async def work() -> tuple[bytes, int, int]:
+            decoded = await limits.pool.run(
+                functools.partial(decode_image, data, max_pixels=settings.max_input_pixels), hold=reservation
+            )
+            sr = await engine.upscale(name, decoded.rgb, deadline=deadline, request_id=request_id_var.get())
+            return await limits.pool.run(finish, decoded, sr, hold=reservation)
+
+        body, width, height = await unless_disconnected(request, work())
+    except BaseException:
+        reservation.release()
+        raise
+    service.metrics.pixels.labels("in").inc(header.pixels)
     service.metrics.pixels.labels("out").inc(width * height)
-    return Response(
+    return HeldResponse(
         body,
+        reservation=reservation,
+        send_timeout_s=settings.request_timeout_s,
         media_type=MEDIA_TYPES[format],
         headers={
             "X-Model": name,
