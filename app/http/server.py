@@ -13,6 +13,7 @@ from types import FrameType
 import uvicorn
 
 from app.http.app import create_app, create_metrics_app
+from app.http.connections import guarded_h11
 from app.http.service import Service
 from app.logs import configure_logging
 from app.settings import Settings
@@ -78,10 +79,15 @@ def serve(host: str, port: int) -> None:
             log_config=None,
             lifespan="off",
         )
+    rejected = app.state.service.metrics.rejected
+    protocol = guarded_h11(header_timeout_s=settings.header_timeout_s,
+                           max_connections=settings.max_connections,
+                           on_refusal=lambda reason: rejected.labels(reason).inc())
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=protocol,
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
