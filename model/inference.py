@@ -1,13 +1,18 @@
 """A network resident on a device, turning batches of integer windows into upscaled windows.
 
 The one tensor conversion behind `model.tiling`'s core, so behind the CLI, the evaluation and the
-service's engine. Host arrays stay integer (uint8 or uint16); only the batch being processed is converted
-to floating point, on the device. Also the one rule for `--device`/`SRGAN_DEVICE` and the dtype.
+service's engine. Pixels stay integer (uint8, or 16-bit held as int32) until the batch being processed is
+converted to floating point on the device, and are quantised back there before any copy to the host.
+Also the one rule for `--device`/`SRGAN_DEVICE` and the dtype, the host <-> device copies of pixels, and
+the CUDA stream each engine worker thread computes on.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +39,59 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def upload(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A uint8/uint16 host array as a tensor on `device` (16-bit as int32, which every backend computes
+    with); on CUDA from pinned memory without blocking: the copy is ordered on the current stream.
+
+    On the CPU a uint8 array is shared, not copied.
+    """
+    host = torch.from_numpy(np.ascontiguousarray(pixels))
+    if device.type == "cuda":
+        host = host.pin_memory()
+    on_device = host.to(device, non_blocking=True)
+    return on_device.to(torch.int32) if pixels.dtype == np.uint16 else on_device
+
+
+def download(pixels: torch.Tensor, dtype: np.dtype) -> np.ndarray:
+    """A tensor from `upload`'s representation back to a host array of `dtype` (uint8 or uint16)."""
+    if pixels.device.type != "cpu":
+        pixels = pixels.to("cpu")  # blocks until the device has computed it
+    return pixels.numpy().astype(dtype, copy=False)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work this thread queued on `device` (its current stream); nothing to wait for on a CPU."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+
+
+_worker = threading.local()
+
+
+@contextmanager
+def worker_stream(device: torch.device) -> Iterator[None]:
+    """Run the block on this thread's own CUDA stream, and wait for it at the end; on a CPU, as it is.
+
+    Two engine worker threads on two streams let one batch's kernels run while the other thread does its
+    host work (cutting windows, launching kernels), so the GPU does not wait for the host. Tensors the
+    block reads were made ready before it (`upload` callers synchronise), and what it writes is complete
+    when it returns.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    streams: dict[torch.device, torch.cuda.Stream] = _worker.__dict__.setdefault("streams", {})
+    stream = streams.get(device)
+    if stream is None:
+        stream = streams[device] = torch.cuda.Stream(device)
+    try:
+        with torch.cuda.stream(stream):
+            yield
+    finally:
+        # Also after a failure: the caller may free tensors this stream's kernels still use.
+        stream.synchronize()
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """`auto`: float16 on CUDA (tensor cores; outputs are quantised to 8 bits anyway), float32 on the CPU."""
     if name == "auto":
@@ -47,7 +105,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 @dataclass
 class Upscaler:
-    """A network in eval mode on `device` in `dtype`, channels_last on CUDA; `from_module` folds its BN.
+    """A network in eval mode on `device` in `dtype`; `from_module` folds its BN and makes it channels_last.
 
     Built directly, it wraps the module as it is: the evaluation measures a training generator this
     way without changing it.
@@ -61,6 +119,11 @@ class Upscaler:
     # When set, every batch is padded to this many windows, so a compiled/CUDA-graph model sees one shape.
     fixed_batch: int | None = None
 
+    @property
+    def fixed_shape(self) -> bool:
+        """Compiled for one batch shape (`compile`): windows must keep one shape, calls one thread."""
+        return self.fixed_batch is not None
+
     @classmethod
     def from_module(
         cls,
@@ -73,9 +136,9 @@ class Upscaler:
         model = model.eval()
         if callable(fold := getattr(model, "fold_batchnorm", None)):
             fold()
-        model = model.to(device=device, dtype=dtype)
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # channels_last on every device: cuDNN's tensor-core kernels and oneDNN's CPU kernels are fastest
+        # in it (docs/BENCHMARKS.md), and one layout makes results independent of how windows arrive.
+        model = model.to(device=device, dtype=dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return cls(name=name, model=model, info=info, device=device, dtype=dtype)
 
     @classmethod
@@ -110,25 +173,22 @@ class Upscaler:
         self.model = torch.compile(self.model, mode="reduce-overhead", dynamic=False)  # type: ignore[assignment]
 
     @torch.inference_mode()
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8/uint16 -> (N, H*scale, W*scale, 3) of the same dtype."""
+    def upscale_windows(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 or int32 (16-bit) tensors on the device -> (N, H*scale, W*scale, 3) tensors of
+        the same dtype there (a strided view; paste and copy it, do not rely on its layout)."""
         count = len(windows)
         if self.fixed_batch is not None and count < self.fixed_batch:
-            filler = np.zeros((self.fixed_batch - count, *windows.shape[1:]), windows.dtype)
-            return self(np.concatenate([windows, filler]))[:count]
-        peak = 65535.0 if windows.dtype == np.uint16 else 255.0
-        # torch has no uint16 arithmetic on every backend; int32 holds it exactly.
-        host = torch.from_numpy(windows.astype(np.int32) if windows.dtype == np.uint16 else windows)
-        if self.device.type == "cuda":
-            host = host.pin_memory()
-        x = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).to(self.dtype).div_(peak)
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = self.model(x).float().clamp_(0, 1).mul_(peak).round_()
-        if self.device.type == "cuda":
-            # Quantise on the GPU: the copy back then carries a quarter of the bytes (uint8, not float32)
-            # and the host skips a conversion pass over the batch, which dominated a batch's time on the
-            # GPU (docs/BENCHMARKS.md, "Upscaler round trip"). On the CPU numpy's conversion below is the
-            # faster one.
-            y = y.to(torch.uint8 if windows.dtype == np.uint8 else torch.int32)
-        return y.permute(0, 2, 3, 1).cpu().numpy().astype(windows.dtype, copy=False)
+            filler = windows.new_zeros((self.fixed_batch - count, *windows.shape[1:]))
+            return self.upscale_windows(torch.cat([windows, filler]))[:count]
+        peak = 255.0 if windows.dtype == torch.uint8 else 65535.0
+        x = windows.permute(0, 3, 1, 2).to(self.dtype).div_(peak)
+        x = x.contiguous(memory_format=torch.channels_last)
+        # Out of place first: a CUDA-graph model's output is overwritten by its next replay.
+        y = torch.clamp(self.model(x).float(), 0, 1).mul_(peak).round_()
+        # Quantised on the device: a copy to the host then carries uint8, a quarter of float32's bytes
+        # (docs/BENCHMARKS.md, "Upscaler round trip").
+        return y.to(windows.dtype).permute(0, 2, 3, 1)
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8/uint16 host windows -> (N, H*scale, W*scale, 3) of the same dtype."""
+        return download(self.upscale_windows(upload(windows, self.device)), windows.dtype)

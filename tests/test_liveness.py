@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from app.errors import NotReady
 from model.inference import Upscaler
@@ -117,14 +118,14 @@ async def test_tiles_waiting_to_fill_a_batch_count_from_their_arrival(engine_fac
 def block_the_models(monkeypatch: pytest.MonkeyPatch, gate: threading.Event) -> threading.Event:
     """Every Upscaler call waits for `gate` (a wedged device); returns an event set once one is waiting."""
     entered = threading.Event()
-    original: Callable[[Upscaler, np.ndarray], np.ndarray] = Upscaler.__call__
+    original: Callable[[Upscaler, torch.Tensor], torch.Tensor] = Upscaler.upscale_windows
 
-    def wedged(self: Upscaler, windows: np.ndarray) -> np.ndarray:
+    def wedged(self: Upscaler, windows: torch.Tensor) -> torch.Tensor:
         entered.set()
         gate.wait(30)
         return original(self, windows)
 
-    monkeypatch.setattr(Upscaler, "__call__", wedged)
+    monkeypatch.setattr(Upscaler, "upscale_windows", wedged)
     return entered
 
 
@@ -167,10 +168,10 @@ async def test_healthz_and_readyz_fail_when_a_model_kills_the_batch_loop(
 ) -> None:
     image = png_bytes(natural_like_image(16, 16))
     async with running_client(tiny_weights_dir) as client:
-        def dying(self: Upscaler, windows: np.ndarray) -> np.ndarray:
+        def dying(self: Upscaler, windows: torch.Tensor) -> torch.Tensor:
             raise Fatal("the device is gone")
 
-        monkeypatch.setattr(Upscaler, "__call__", dying)
+        monkeypatch.setattr(Upscaler, "upscale_windows", dying)
         assert_error(await client.post("/upscale", **upload(image)), 503, "not_ready")
         health = await client.get("/healthz")
         assert health.status_code == 503

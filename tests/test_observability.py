@@ -72,7 +72,7 @@ async def test_an_unexpected_error_is_a_500_with_the_request_id_counted_as_inter
 
     caplog.set_level(logging.INFO)
     async with running_client(tiny_weights_dir) as client:
-        monkeypatch.setattr(Upscaler, "__call__", broken)
+        monkeypatch.setattr(Upscaler, "upscale_windows", broken)
         caplog.clear()
         response = await client.post(
             "/upscale", **upload(png_bytes(natural_like_image(16, 16))), headers={"x-request-id": "bug-1"}

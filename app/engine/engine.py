@@ -1,11 +1,16 @@
-"""The engine's lifecycle and batch loop: every request's tiles share one queue and one device worker.
+"""The engine's lifecycle and batch loop: every request's tiles share one queue and one device.
 
 An image becomes fixed-size low-resolution windows (`model.tiling`), so tiles of any image size, from
-any number of requests, batch together at one shape and device memory per batch is bounded. A batch
-holds tiles of one model and one pixel dtype. The engine forms a batch only when its worker is free:
-it returns at most `max_batch` tiles and waits for more no longer than until its oldest tile has been
-queued for `max_wait_s`. Tiles are taken round-robin across the requests of one model and dtype, and
-models take turns (`queue`); what is let in is `admission`'s decision; a batch runs in `worker`.
+any number of requests, batch together at one shape and device memory per batch is bounded; where a
+batch holds one tile (the CPU default), each image's tiles are instead fitted to it, so no pixels are
+computed beyond the image and its context. A batch holds tiles of one model and one pixel dtype.
+
+Each image is uploaded to the model's device once, its windows are cut and its output pasted there, and
+one upscaled image is copied back (`worker`). The engine forms a batch only when the device can take
+it: while fewer than `max_in_flight` batches run (two on CUDA, so one computes while the host prepares
+the next; one on a CPU). A batch returns at most `max_batch` tiles and waits for more no longer than
+until its oldest tile has been queued for `max_wait_s`. Tiles are taken round-robin across the requests
+of one model and dtype, and models take turns (`queue`); what is let in is `admission`'s decision.
 Inference, padding and stitching run off the event loop.
 """
 
@@ -20,13 +25,15 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 from app.engine.admission import Admission
 from app.engine.queue import BatchKey, TileQueue, TileRequest
 from app.engine.worker import Batch, infer_batch, prepare
 from app.errors import DeadlineExceeded, NotReady
 from app.telemetry import Metrics
-from model.tiling import OOM_ERRORS, TileGrid, WindowModel
+from model.inference import download
+from model.tiling import OOM_ERRORS, DeviceWindowModel, TileGrid, WindowModel, on_device
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +54,27 @@ def default_batch_size(device_type: str, configured: int | None = None) -> int:
     return 8 if device_type == "cuda" else 1
 
 
+def default_in_flight(models: Mapping[str, DeviceWindowModel]) -> int:
+    """Batches on the device at once: 2 when every model is on CUDA, else 1.
+
+    With two, one batch computes on the GPU while the host cuts, launches and pastes the other, so the
+    GPU does not wait for host work; a CPU computes one batch with all its cores, and a second would
+    only contend for them. A model compiled for CUDA graphs gets 1: torch.compile's CUDA graphs are not
+    safe to replay from two threads (pytorch/pytorch#123177).
+    """
+    if all(m.device.type == "cuda" and not m.fixed_shape for m in models.values()):
+        return 2
+    return 1
+
+
 class Engine:
-    """Queues tiles of all requests and runs them in batches on one worker thread.
+    """Queues tiles of all requests and runs them in batches on the models' device.
 
     Args:
-        models: name -> callable mapping (N, S, S, 3) uint8/uint16 windows to (N, S*scale, S*scale, 3),
-            with its own `scale`; models of different scales are served side by side.
+        models: name -> model with its own `scale`: a `DeviceWindowModel` (device tensors in and out,
+            as `model.inference.Upscaler`) or a callable mapping (N, H, W, 3) uint8/uint16 numpy windows
+            to (N, H*scale, W*scale, 3), run on the CPU; models of different scales are served side by
+            side.
         tile, pad: low-resolution tile side and context on each side (window side is tile + 2 * pad).
         max_batch: a batch returns at most this many tiles.
         max_wait_s: a batch that is not full waits for more tiles no longer than until its oldest tile
@@ -63,17 +85,19 @@ class Engine:
         oom_errors: exceptions meaning "batch too large for device memory": the batch is split in halves.
         stall_timeout_s: liveness (`health_problem`): how long work may wait with no batch finishing, at
             least; `STALL_BATCHES` measured batch times when that is longer.
+        max_in_flight: batches running at once; None: `default_in_flight`.
     """
 
-    def __init__(self, models: Mapping[str, WindowModel], *, tile: int, pad: int, max_batch: int,
-                 max_wait_s: float, max_queue_tiles: int, metrics: Metrics | None = None,
+    def __init__(self, models: Mapping[str, WindowModel | DeviceWindowModel], *, tile: int, pad: int,
+                 max_batch: int, max_wait_s: float, max_queue_tiles: int, metrics: Metrics | None = None,
                  oom_errors: tuple[type[BaseException], ...] = OOM_ERRORS,
-                 stall_timeout_s: float = 30.0) -> None:
+                 stall_timeout_s: float = 30.0, max_in_flight: int | None = None) -> None:
         if not models:
             raise ValueError("models must name at least one model")
         for name, value, low in (("tile", tile, 1), ("pad", pad, 0), ("max_batch", max_batch, 1),
-                                 ("max_queue_tiles", max_queue_tiles, 1)):
-            if value < low:
+                                 ("max_queue_tiles", max_queue_tiles, 1),
+                                 ("max_in_flight", max_in_flight, 1)):
+            if value is not None and value < low:
                 raise ValueError(f"{name} must be at least {low}, got {value}")
         if not max_wait_s >= 0:
             raise ValueError(f"max_wait_s must be non-negative, got {max_wait_s}")
@@ -82,7 +106,10 @@ class Engine:
         for name, fn in models.items():
             if not (isinstance(fn.scale, int) and fn.scale >= 1):
                 raise ValueError(f"model {name!r} has scale {fn.scale!r}; it must be a positive integer")
-        self._models = dict(models)
+        self._models = {name: on_device(fn) for name, fn in models.items()}
+        self._max_in_flight = max_in_flight or default_in_flight(self._models)
+        # One tile per batch: windows never share a batch, so each image's may have its own shape.
+        self._fit = max_batch == 1 and not any(m.fixed_shape for m in self._models.values())
         self._tile, self._pad = tile, pad
         self._max_batch, self._max_wait_s = max_batch, max_wait_s
         self._metrics = metrics if metrics is not None else Metrics()
@@ -91,7 +118,11 @@ class Engine:
         self._admission = Admission(max_queue_tiles=max_queue_tiles, tile=tile)
         self._reserved = 0  # admitted tiles still being padded, not yet queued
         self._preparing = 0  # requests those tiles belong to
-        self._in_flight = 0
+        self._in_flight = 0  # tiles in the batches running
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._batch_crashed: BaseException | None = None
+        self._last_batch_end = -math.inf
         self._live: set[TileRequest] = set()
         self._arrived = asyncio.Event()
         self._accepting = False
@@ -149,8 +180,8 @@ class Engine:
     async def start(self) -> None:
         if self._loop_task is not None:
             raise RuntimeError("engine already started")
-        # One thread: the device runs one batch at a time, and a second thread would only contend for it.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="srgan-engine")
+        # A thread per batch in flight: each waits for its own batch on the device.
+        self._executor = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="srgan-engine")
         self._loop_task = asyncio.create_task(self._batch_loop(), name="srgan-engine")
         self._loop_task.add_done_callback(self._loop_ended)
         self._accepting = True
@@ -173,8 +204,10 @@ class Engine:
         else:
             logger.info("drained %d requests", waiting)
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+            tasks = [self._loop_task, *self._running]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._executor is not None:
             # A batch still on the device is left to finish in its thread; nobody waits for its result.
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -184,11 +217,11 @@ class Engine:
         if self._executor is None:
             raise NotReady("engine not started")
         side = self._tile + 2 * self._pad
-        windows = np.zeros((self._max_batch, side, side, 3), np.uint8)
         loop = asyncio.get_running_loop()
         for name, fn in self._models.items():
+            windows = torch.zeros((self._max_batch, side, side, 3), dtype=torch.uint8, device=fn.device)
             started = time.monotonic()
-            await loop.run_in_executor(self._executor, fn, windows)
+            await loop.run_in_executor(self._executor, fn.upscale_windows, windows)
             logger.info("warmed up %s: %d tiles in %.3fs", name, self._max_batch, time.monotonic() - started)
 
     async def upscale(self, model: str, image: np.ndarray, *, deadline: float,
@@ -205,14 +238,14 @@ class Engine:
             raise ValueError(f"image must be H x W x 3 uint8 or uint16, got {image.shape} {image.dtype}")
         if not self._accepting:
             raise NotReady("the engine is not accepting requests")
-        grid = TileGrid(image.shape[0], image.shape[1], self._tile, self._pad)
+        grid = TileGrid(image.shape[0], image.shape[1], self._tile, self._pad, fit=self._fit)
         self._admission.check(len(grid), deadline, queued=self._queue.depth + self._reserved,
                               in_flight=self._in_flight, deadlines=(r.deadline for r in self._live),
                               request_id=request_id)
         self._reserved += len(grid)
         self._preparing += 1
         try:
-            padded, output, tiles = await asyncio.to_thread(prepare, grid, image, self._models[model].scale)
+            padded, output, tiles = await asyncio.to_thread(prepare, grid, image, self._models[model])
         finally:
             self._reserved -= len(grid)
             self._preparing -= 1
@@ -225,13 +258,14 @@ class Engine:
         self._live.add(request)
         self._arrived.set()
         try:
-            return await asyncio.wait_for(request.future, deadline - time.monotonic())
+            upscaled = await asyncio.wait_for(request.future, deadline - time.monotonic())
         except TimeoutError:
             logger.info("request %s: deadline passed with %d of %d tiles left", request_id,
                         request.remaining, len(grid))
             raise DeadlineExceeded("the request did not finish before its deadline") from None
         finally:
             self._release(request)
+        return await asyncio.to_thread(download, upscaled, image.dtype)
 
     def _release(self, request: TileRequest) -> None:
         """The caller is gone (result, error, timeout or cancellation): drop whatever it still had queued."""
@@ -260,7 +294,19 @@ class Engine:
             self._fail(request, NotReady("the inference engine stopped"))
 
     async def _batch_loop(self) -> None:
+        try:
+            await self._form_batches()
+        except asyncio.CancelledError:
+            if self._batch_crashed is not None:  # a batch's uncaught error ends the loop, as if raised in it
+                raise self._batch_crashed from None
+            raise
+
+    async def _form_batches(self) -> None:
         while True:
+            if len(self._running) >= self._max_in_flight:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
             key = self._queue.next_key()
             if key is None:
                 self._arrived.clear()
@@ -275,7 +321,18 @@ class Engine:
                     break
             batch = self._queue.take(key, self._max_batch)
             if batch:
-                await self._run_batch(key, batch)
+                # Until it ends, this key's batch is the most recent: every other key with tiles goes first.
+                self._queue.served(key, math.inf)
+                task = asyncio.create_task(self._run_batch(key, batch), name="srgan-batch")
+                self._running.add(task)
+                task.add_done_callback(self._batch_ended)
+
+    def _batch_ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and (error := task.exception()) is not None and self._loop_task is not None:
+            self._batch_crashed = error
+            self._loop_task.cancel()
 
     async def _run_batch(self, key: BatchKey, batch: Batch) -> None:
         """Run one batch in the worker; a failure fails this batch's requests and nothing else."""
@@ -285,11 +342,10 @@ class Engine:
         for request, _tile in batch:
             self._metrics.queue_wait.observe(started - request.enqueued_at)
         self._metrics.batch_size.labels(model=model).observe(len(batch))
-        self._in_flight = len(batch)
+        self._in_flight += len(batch)
         self._progress_at = started
         try:
-            fn = self._models[model]
-            run = functools.partial(infer_batch, fn, model, batch, scale=fn.scale,
+            run = functools.partial(infer_batch, self._models[model], model, batch,
                                     oom_errors=self._oom_errors)
             await asyncio.get_running_loop().run_in_executor(self._executor, run)
         except Exception as error:
@@ -300,12 +356,15 @@ class Engine:
                 self._fail(request, error)
             return
         finally:
-            self._in_flight = 0
+            self._in_flight -= len(batch)
             self._progress_at = time.monotonic()
             self._queue.served(key, time.monotonic())
-        elapsed = time.monotonic() - started
-        self._metrics.batch_duration.labels(model=model).observe(elapsed)
-        self._admission.throughput.record(len(batch), elapsed)
+        ended = time.monotonic()
+        self._metrics.batch_duration.labels(model=model).observe(ended - started)
+        # The device's time for this batch: with two in flight, it started on the device when the batch
+        # before it ended, not when it was sent.
+        self._admission.throughput.record(len(batch), ended - max(started, self._last_batch_end))
+        self._last_batch_end = ended
         for request, _tile in batch:
             request.remaining -= 1
             if request.remaining == 0 and not request.future.done():

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
+import torch
 
 from model.tiling import Tile, TileGrid
 
@@ -27,9 +27,9 @@ class TileRequest:
     request_id: str
     key: BatchKey
     grid: TileGrid
-    padded: np.ndarray
-    output: np.ndarray
-    future: asyncio.Future[np.ndarray]
+    padded: torch.Tensor  # on the model's device, like the output
+    output: torch.Tensor
+    future: asyncio.Future[torch.Tensor]  # the output, once every tile is pasted
     enqueued_at: float
     deadline: float
     pending: deque[Tile]
