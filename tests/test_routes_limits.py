@@ -1,0 +1,107 @@
+"""The image routes under the memory budget and the host pool: refused before decoding, counted, and
+their reservations returned however a request ends."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from app.http.service import Service
+from app.limits.budget import MIB
+from model.synthetic import natural_like_image
+from tests.api_helpers import assert_error, png_bytes, running_client, upload
+
+IMAGE = png_bytes(natural_like_image(40, 40))
+
+
+def service_of(client: httpx.AsyncClient) -> Service:
+    service: Service = client.app.state.service  # type: ignore[attr-defined]
+    return service
+
+
+def rejected(client: httpx.AsyncClient, reason: str) -> float:
+    value = service_of(client).metrics.registry.get_sample_value("srgan_rejected_total", {"reason": reason})
+    return value or 0.0
+
+
+def reserved(client: httpx.AsyncClient) -> int:
+    limits = service_of(client).limits
+    assert limits is not None
+    return limits.memory.reserved_bytes
+
+
+async def test_a_request_over_the_memory_left_is_503_memory_with_retry_after(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir, memory_budget_mb=64) as client:
+        limits = service_of(client).limits
+        assert limits is not None
+        others = limits.memory.reserve(60 * MIB, what="requests in flight")
+        response = await client.post("/upscale", **upload(IMAGE))
+        assert_error(response, 503, "memory")
+        assert int(response.headers["retry-after"]) >= 1
+        assert rejected(client, "memory") == 1
+        others.release()
+        assert (await client.post("/upscale", **upload(IMAGE))).status_code == 200
+        assert reserved(client) == 0
+
+
+async def test_an_image_that_alone_needs_more_than_the_budget_is_413(tiny_weights_dir: Path) -> None:
+    big = png_bytes(natural_like_image(400, 400))  # a 1600x1600 WebP output and its buffers: over 64 MiB
+    async with running_client(tiny_weights_dir, memory_budget_mb=64, max_input_pixels=512 * 512,
+                              tile=32) as client:
+        response = await client.post("/upscale?format=webp", **upload(big))
+        assert_error(response, 413, "too_large")
+        assert "budget" in response.json()["error"]["message"]
+        assert reserved(client) == 0
+
+
+async def test_reservations_come_back_after_success_refusal_and_bad_input(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir) as client:
+        assert (await client.post("/upscale", **upload(IMAGE))).status_code == 200
+        assert (await client.post("/compare", **upload(IMAGE))).status_code == 200
+        assert (await client.post("/compare?output=image", **upload(IMAGE))).status_code == 200
+        assert_error(await client.post("/upscale", **upload(b"\x01not an image")), 400, "bad_image")
+        assert_error(await client.post("/upscale", **upload(IMAGE, field="other")), 422, "invalid_parameter")
+        assert_error(await client.post("/upscale", **upload(png_bytes(natural_like_image(300, 300)))), 413,
+                     "too_large")
+        assert reserved(client) == 0
+
+
+async def test_compare_has_its_own_pixel_limit(tiny_weights_dir: Path) -> None:
+    image = png_bytes(natural_like_image(64, 64))
+    async with running_client(tiny_weights_dir, compare_max_pixels=48 * 48) as client:
+        assert_error(await client.post("/compare", **upload(image)), 413, "too_large")
+        assert (await client.post("/upscale", **upload(image))).status_code == 200
+        within = png_bytes(natural_like_image(48, 48))
+        assert (await client.post("/compare", **upload(within))).status_code == 200
+
+
+async def test_a_busy_host_pool_refuses_new_requests_before_reading_them(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir) as client:
+        limits = service_of(client).limits
+        assert limits is not None
+        gate = threading.Event()
+        busy = limits.pool.workers + limits.pool.max_backlog + 1
+        jobs = [asyncio.ensure_future(limits.pool.run(gate.wait)) for _ in range(busy)]
+        try:
+            while limits.pool.backlog <= limits.pool.max_backlog:
+                await asyncio.sleep(0.01)
+            response = await client.post("/upscale", **upload(IMAGE))
+            assert_error(response, 503, "host_busy")
+            assert int(response.headers["retry-after"]) >= 1
+            assert rejected(client, "host_busy") == 1
+        finally:
+            gate.set()
+            await asyncio.gather(*jobs)
+        assert (await client.post("/upscale", **upload(IMAGE))).status_code == 200
+
+
+async def test_compare_json_images_are_png_data_uris_of_the_bounded_original(tiny_weights_dir: Path) -> None:
+    async with running_client(tiny_weights_dir) as client:
+        body = (await client.post("/compare", **upload(IMAGE))).json()
+    assert body["original_size"] == {"width": 40, "height": 40}
+    assert all(m["image"].startswith("data:image/png;base64,") for m in body["methods"])
+    assert np.isfinite([m["psnr"] for m in body["methods"]]).all()
