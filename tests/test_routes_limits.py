@@ -9,11 +9,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
+from app import comparison
 from app.http.service import Service
 from app.limits.budget import MIB
 from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, png_bytes, running_client, upload
+from tests.test_disconnect import until, upload_scope
 
 IMAGE = png_bytes(natural_like_image(40, 40))
 
@@ -105,3 +108,42 @@ async def test_compare_json_images_are_png_data_uris_of_the_bounded_original(tin
     assert body["original_size"] == {"width": 40, "height": 40}
     assert all(m["image"].startswith("data:image/png;base64,") for m in body["methods"])
     assert np.isfinite([m["psnr"] for m in body["methods"]]).all()
+
+
+async def test_compare_stops_at_the_stage_where_its_client_left_and_returns_its_memory(
+    tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later_stages: list[str] = []
+    monkeypatch.setattr(comparison, "assemble", lambda *args: later_stages.append("assemble"))
+    async with running_client(tiny_weights_dir) as client:
+        app = client.app  # type: ignore[attr-defined]
+        engine = service_of(client).engine
+        assert engine is not None
+        scope, body = upload_scope("/compare", png_bytes(natural_like_image(64, 64)))
+        gone = asyncio.Event()
+        messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+
+        async def receive() -> dict[str, object]:
+            message = next(messages, None)
+            if message is None:
+                await gone.wait()
+                return {"type": "http.disconnect"}
+            return message
+
+        async def send(message: object) -> None:
+            raise AssertionError(f"nothing may be sent to a client that has left: {message}")
+
+        release = threading.Event()  # the engine's worker is held: the models' tiles stay queued
+        executor = engine._executor
+        assert executor is not None
+        executor.submit(release.wait, 30)
+        try:
+            call = asyncio.ensure_future(app(scope, receive, send))
+            await until(lambda: engine.queue_depth_tiles > 0)
+            assert reserved(client) > 0
+            gone.set()
+            await asyncio.wait_for(call, 10)
+        finally:
+            release.set()
+        await until(lambda: reserved(client) == 0)
+    assert later_stages == []
