@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from model.synthetic import natural_like_image
-from tests.api_helpers import decode, png_bytes, upload
+from tests.api_helpers import decode, metric_value, png_bytes, upload
 from tests.live_server import live_server
 
 
@@ -30,13 +30,8 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
         sender = threading.Thread(target=post)
         sender.start()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            metrics = httpx.get(f"{server.url}/metrics").text
-            if any(
-                line.startswith("srgan_queue_depth_tiles ") and not line.endswith(" 0.0")
-                for line in metrics.splitlines()
-            ):
-                break
+        while not metric_value(httpx.get(f"{server.url}/metrics").text, "srgan_queue_depth_tiles"):
+            assert time.monotonic() < deadline, "the request's tiles never queued"
             time.sleep(0.05)
         server.process.send_signal(signal.SIGTERM)
         sender.join(timeout=120)
