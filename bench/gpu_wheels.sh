@@ -6,7 +6,9 @@
 # (fastapi 0.165 imports opentelemetry-api unconditionally; a rehearsal in a venv holding only the
 # image's packages found that.)
 #
-# Versions are those this repository is tested with; pydantic-core is the one binary wheel.
+# Versions are those this repository is tested with; pydantic-core is the one binary wheel. torchvision
+# (optional: JPEG output encoded on the GPU by nvJPEG) must match the box's torch, 2.11.0+cu130: PyPI's
+# 0.26.0 wheel is that build (torch==2.11.0, version 0.26.0+cu130, libnvjpeg.so.13 bundled), 7.5 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest="${1:-build/gpu-wheels}"
@@ -17,5 +19,5 @@ python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --im
     fastapi==0.165.0 starlette==1.10.0 annotated-doc==0.0.7 uvicorn==0.54.0 \
     pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 \
     pydantic-settings==2.14.1 python-dotenv==1.2.2 python-multipart==0.0.34 pypng==0.20220715.0 \
-    opentelemetry-api==1.45.2
+    opentelemetry-api==1.45.2 torchvision==0.26.0
 du -sh "$dest"

@@ -33,7 +33,7 @@ import torch
 
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
 for name in ("fastapi", "uvicorn", "pydantic", "pydantic_settings", "multipart", "png", "httpx",
-             "prometheus_client", "safetensors", "PIL", "triton"):
+             "prometheus_client", "safetensors", "PIL", "triton", "torchvision"):
     try:
         module = importlib.import_module(name)
         print("ok", name, getattr(module, "__version__", ""))

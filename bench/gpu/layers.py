@@ -1,4 +1,5 @@
-"""Sections `layers` and `tail`: where a forward pass spends its time, and the padded-tail experiment."""
+"""Sections `layers` and `tail`: where a forward pass spends its time, and the padded-tail experiment
+(with the acceptance rule of `quality`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 
+from bench.gpu.quality import judged, psnr_of
 from bench.gpu.timing import on_device, random_windows, sync, time_call
 from model.generator import Generator
 from model.inference import DTYPES
@@ -100,15 +102,26 @@ class PaddedTail(torch.nn.Module):
 
 
 def tail_experiment(
-    model: Generator, args: argparse.Namespace, device: torch.device, dtype_names: list[str], batch: int
+    model: Generator,
+    args: argparse.Namespace,
+    device: torch.device,
+    dtype_names: list[str],
+    batch: int,
+    images: list[Any],
 ) -> list[dict[str, Any]]:
-    """Tiles/s of the model as shipped and with its tail padded to 8 and 16 outputs, channels_last."""
+    """Tiles/s of the model as shipped and with its tail padded to 8 and 16 outputs, channels_last, and
+    each variant's PSNR on `images` against the shipped shape's (the acceptance rule)."""
     window = args.tile + 2 * args.pad
     rows = []
     for dtype_name in dtype_names:
         dtype = DTYPES[dtype_name]
         base = on_device(model, device, dtype)
         x = random_windows(batch, window, device, dtype)
+
+        def measure(net: torch.nn.Module, dtype: torch.dtype = dtype) -> float:
+            return psnr_of(net, device, dtype, images, tile=args.tile, pad=args.pad, batch=batch)
+
+        reference_db = measure(base)
         with torch.inference_mode():
             reference = base(x).float()
         for channels in (None, 8, 16):
@@ -125,6 +138,7 @@ def tail_experiment(
                     "tail_channels": channels or base.conv_last.out_channels,
                     "tiles_per_s": batch / per_batch,
                     "max_abs_difference": difference,
+                    **judged(net, reference_db, measure),
                 }
             )
     return rows

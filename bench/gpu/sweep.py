@@ -1,5 +1,6 @@
 """Sections `sweep`, `e2e` and `compile`: model-only throughput by dtype, layout and batch, and the
-service's `Upscaler` call path (uint8 host windows in and out), optionally torch.compile'd."""
+service's `Upscaler` call path (uint8 host windows in and out), optionally torch.compile'd (then with
+the acceptance rule of `quality`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.gpu.quality import judged, psnr_of
 from bench.gpu.timing import PEAK_FOR, Budget, random_windows, time_call
 from model.generator import Generator
 from model.inference import DTYPES, Upscaler
@@ -97,8 +99,10 @@ def upscaler_sweep(
     batches: list[int],
     budget: Budget,
     compiled: bool,
+    images: list[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The service's own call path: uint8 numpy windows in, uint8 numpy windows out."""
+    """The service's own call path: uint8 numpy windows in, uint8 numpy windows out; with `compiled`, each
+    compiled model's PSNR on `images` against the eager model's at the same batch (the acceptance rule)."""
     rows = []
     window = args.tile + 2 * args.pad
     rng = np.random.default_rng(0)
@@ -108,7 +112,7 @@ def upscaler_sweep(
             "dtype": str(dtype).removeprefix("torch."),
             "compiled": compiled,
         }
-        if budget.left() < args.reserve_s + (args.compile_reserve_s if compiled else 0):
+        if budget.left() < (args.compile_reserve_s if compiled else args.reserve_s):
             rows.append({**row, "skipped": "budget"})
             continue
         upscaler = Upscaler.from_module("srgan", copy.deepcopy(model), device, dtype)
@@ -121,6 +125,13 @@ def upscaler_sweep(
             row["compile_s"] = time.perf_counter() - started
         per_batch = time_call(functools.partial(upscaler, windows), device, args.seconds_per_point)
         row.update(ms_per_batch=per_batch * 1000, tiles_per_s=batch / per_batch)
+        if compiled and images:
+            eager = Upscaler.from_module("srgan", copy.deepcopy(model), device, dtype).model
+
+            def measure(net: torch.nn.Module, batch: int = batch) -> float:
+                return psnr_of(net, device, dtype, images, tile=args.tile, pad=args.pad, batch=batch)
+
+            row.update(judged(upscaler.model, measure(eager), measure))
         rows.append(row)
         del upscaler
         if device.type == "cuda":
