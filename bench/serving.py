@@ -204,6 +204,8 @@ class Server:
     ready_timeout_s: float = 180.0
     stop_timeout_s: float = 30.0
     port: int = field(default_factory=free_port)
+    repo: Path = REPO  # the checkout to serve (another one, e.g. a `git worktree`, for before/after runs)
+    module: str = "app.cli"  # run as `python -m MODULE serve --host H --port P`
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -221,14 +223,14 @@ class Server:
         env.update(self.env)
         if self.threads is not None:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.repo), env.get("PYTHONPATH")]))
         handle, name = tempfile.mkstemp(prefix="srgan-serve-", suffix=".log")
         self.log_path = Path(name)
         with os.fdopen(handle, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--host", LOOPBACK, "--port", str(self.port)],
+                [sys.executable, "-m", self.module, "serve", "--host", LOOPBACK, "--port", str(self.port)],
                 env=env,
-                cwd=REPO,
+                cwd=self.repo,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
