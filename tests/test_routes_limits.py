@@ -4,6 +4,7 @@ their reservations returned however a request ends."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
@@ -147,3 +148,13 @@ async def test_compare_stops_at_the_stage_where_its_client_left_and_returns_its_
             release.set()
         await until(lambda: reserved(client) == 0)
     assert later_stages == []
+
+
+async def test_start_up_warns_when_the_largest_allowed_image_cannot_fit_the_budget(
+    tiny_weights_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.limits"):
+        async with running_client(tiny_weights_dir, memory_budget_mb=64):
+            pass
+    assert "memory budget 64 MiB (SRGAN_MEMORY_BUDGET_MB)" in caplog.text
+    assert "will be refused with 413" in caplog.text

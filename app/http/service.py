@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 from app.engine import Engine, default_batch_size
 from app.errors import InvalidParameter, NotReady
-from app.limits import HostLimits
+from app.limits import HostLimits, cost
 from app.settings import Settings
 from app.telemetry import Metrics
 from model.inference import Upscaler, resolve_device, resolve_dtype
@@ -112,7 +112,11 @@ class Service:
         )
         await self.engine.start()
         await self.engine.warmup()
-        self.limits = HostLimits.start(s.memory_budget_mb)
+        largest = cost.largest_upscale_bytes(
+            s.max_input_pixels, max_upload_bytes=s.max_upload_bytes, tile=s.tile, pad=self.tile_pad,
+            scale=max(spec.scale for spec in self.registry),
+        )
+        self.limits = HostLimits.start(s.memory_budget_mb, largest_request_bytes=largest)
         self.ready = True
         logger.info(
             "ready in %.1f s: models %s on %s (%s), tile %d pad %d, batch %d",

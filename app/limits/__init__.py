@@ -27,12 +27,18 @@ class HostLimits:
     pool: HostPool
 
     @classmethod
-    def start(cls, budget_mb: int | None) -> HostLimits:
+    def start(cls, budget_mb: int | None, *, largest_request_bytes: int) -> HostLimits:
+        """`largest_request_bytes`: what the largest image the pixel limit allows may cost at worst (16-bit
+        RGBA), for a warning when the budget cannot hold it."""
         limit = default_limit_bytes() if budget_mb is None else budget_mb * MIB
         limits = cls(MemoryBudget(limit), HostPool(container.usable_cpus()))
         logger.info("memory budget %d MiB (%s), %d host threads, at most %d jobs waiting", limit // MIB,
                     "SRGAN_MEMORY_BUDGET_MB" if budget_mb is not None else _default_source(),
                     limits.pool.workers, limits.pool.max_backlog)
+        if largest_request_bytes > limit:
+            logger.warning("the largest image SRGAN_MAX_INPUT_PIXELS allows needs up to %d MiB as 16-bit "
+                           "RGBA, more than the %d MiB memory budget: such images will be refused with 413",
+                           largest_request_bytes // MIB, limit // MIB)
         return limits
 
     def stop(self) -> None:

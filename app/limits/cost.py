@@ -106,3 +106,11 @@ def _padded_bytes(header: ImageHeader, tile: int, pad: int) -> int:
 def _padded_bytes_of(grid: TileGrid, sample_bytes: int) -> int:
     """The engine's mirror-padded copy of an image: whole tiles plus context, RGB."""
     return (grid.rows * grid.tile + 2 * grid.pad) * (grid.cols * grid.tile + 2 * grid.pad) * 3 * sample_bytes
+
+
+def largest_upscale_bytes(max_pixels: int, *, max_upload_bytes: int, scale: int, tile: int, pad: int) -> int:
+    """The most an /upscale request within the limits may cost: a square of `max_pixels`, 16-bit RGBA,
+    a full upload, PNG out."""
+    side = math.isqrt(max_pixels)
+    header = ImageHeader("png", side, side, alpha=True, sample_bytes=2)
+    return upscale_bytes(header, upload_bytes=max_upload_bytes, scale=scale, fmt="png", tile=tile, pad=pad)
