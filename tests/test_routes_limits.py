@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from app import comparison
+from app.http.routes import upscale as upscale_route
 from app.http.service import Service
 from app.limits.budget import MIB
 from model.synthetic import natural_like_image
@@ -158,3 +159,18 @@ async def test_start_up_warns_when_the_largest_allowed_image_cannot_fit_the_budg
             pass
     assert "memory budget 64 MiB (SRGAN_MEMORY_BUDGET_MB)" in caplog.text
     assert "will be refused with 413" in caplog.text
+
+
+async def test_the_engine_refuses_from_the_header_before_anything_is_decoded(
+    tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded an image the engine refuses")
+
+    monkeypatch.setattr(upscale_route, "decode_image", never)
+    async with running_client(tiny_weights_dir) as client:
+        strip = png_bytes(natural_like_image(1, 10_000))  # 625 tiles of 16; the queue holds 512
+        response = await client.post("/upscale", **upload(strip))
+        assert_error(response, 413, "too_large")
+        assert "tiles" in response.json()["error"]["message"]
+        assert reserved(client) == 0

@@ -224,6 +224,17 @@ class Engine:
             await loop.run_in_executor(self._executor, fn.upscale_windows, windows)
             logger.info("warmed up %s: %d tiles in %.3fs", name, self._max_batch, time.monotonic() - started)
 
+    def check_admission(self, height: int, width: int, *, deadline: float, request_id: str = "-") -> TileGrid:
+        """The tile grid of a `height` x `width` image, or what `upscale` would refuse it with now (NotReady,
+        TooLarge, Overloaded, DeadlineExceeded): a caller can ask before it decodes the image."""
+        if not self._accepting:
+            raise NotReady("the engine is not accepting requests")
+        grid = TileGrid(height, width, self._tile, self._pad, fit=self._fit)
+        self._admission.check(len(grid), deadline, queued=self._queue.depth + self._reserved,
+                              in_flight=self._in_flight, deadlines=(r.deadline for r in self._live),
+                              request_id=request_id)
+        return grid
+
     async def upscale(self, model: str, image: np.ndarray, *, deadline: float,
                       request_id: str = "-") -> np.ndarray:
         """Upscale an H x W x 3 uint8/uint16 image by the model's scale; the result has the image's dtype.
@@ -236,12 +247,7 @@ class Engine:
             raise ValueError(f"unknown model {model!r}; known: {', '.join(self._models)}")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"image must be H x W x 3 uint8 or uint16, got {image.shape} {image.dtype}")
-        if not self._accepting:
-            raise NotReady("the engine is not accepting requests")
-        grid = TileGrid(image.shape[0], image.shape[1], self._tile, self._pad, fit=self._fit)
-        self._admission.check(len(grid), deadline, queued=self._queue.depth + self._reserved,
-                              in_flight=self._in_flight, deadlines=(r.deadline for r in self._live),
-                              request_id=request_id)
+        grid = self.check_admission(image.shape[0], image.shape[1], deadline=deadline, request_id=request_id)
         self._reserved += len(grid)
         self._preparing += 1
         try:

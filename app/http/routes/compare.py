@@ -57,6 +57,8 @@ async def compare_methods(
                                    scale=plan.scale, tile=settings.tile, pad=service.tile_pad)
         reservation.resize(needs, what=f"comparing a {header.width}x{header.height} image")
         request_id = request_id_var.get()
+        engine.check_admission(max(header.height // plan.scale, 1), max(header.width // plan.scale, 1),
+                               deadline=deadline, request_id=request_id)
 
         async def run(fn: Callable[..., T], *args: Any) -> T:
             return await limits.pool.run(fn, *args, hold=reservation)

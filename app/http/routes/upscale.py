@@ -56,6 +56,8 @@ async def upscale(
         needs = cost.upscale_bytes(header, upload_bytes=len(data), scale=scale, fmt=format,
                                    tile=settings.tile, pad=service.tile_pad)
         reservation.resize(needs, what=f"a {header.width}x{header.height} image")
+        request_id = request_id_var.get()
+        engine.check_admission(header.height, header.width, deadline=deadline, request_id=request_id)
 
         def finish(decoded: DecodedImage, sr: np.ndarray) -> tuple[bytes, int, int]:
             result = finish_upscale(decoded, sr, scale)
@@ -65,7 +67,7 @@ async def upscale(
             decoded = await limits.pool.run(
                 functools.partial(decode_image, data, max_pixels=settings.max_input_pixels), hold=reservation
             )
-            sr = await engine.upscale(name, decoded.rgb, deadline=deadline, request_id=request_id_var.get())
+            sr = await engine.upscale(name, decoded.rgb, deadline=deadline, request_id=request_id)
             return await limits.pool.run(finish, decoded, sr, hold=reservation)
 
         body, width, height = await unless_disconnected(request, work())
