@@ -9,6 +9,7 @@ the CUDA stream each engine worker thread computes on.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Iterator
@@ -93,9 +94,14 @@ def worker_stream(device: torch.device) -> Iterator[None]:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """`auto`: float16 on CUDA (tensor cores; outputs are quantised to 8 bits anyway), float32 on the CPU."""
+    """`auto`: float16 on CUDA (tensor cores); on a CPU, bfloat16 where it computes it natively (AVX512-BF16
+    or AMX: twice float32's speed, within 0.01 dB of its PSNR: docs/BENCHMARKS.md, "The generator on the
+    CPU"), else float32. 8-bit outputs lose nothing to either; 16-bit pixels are computed in float32
+    (`Upscaler`)."""
     if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if cpu_computes_bfloat16() else torch.float32
     if name not in DTYPES:
         raise ValueError(f"dtype must be auto, {', '.join(DTYPES)}, got {name!r}")
     if device.type == "cpu" and name == "float16":
@@ -103,12 +109,21 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
+def cpu_computes_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX), where oneDNN runs it at full speed;
+    elsewhere bfloat16 is emulated, slower than float32."""
+    names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch: looked up defensively
+    checks = [getattr(torch.cpu, name, None) for name in names]
+    return any(bool(check()) for check in checks if callable(check))
+
+
 @dataclass
 class Upscaler:
     """A network in eval mode on `device` in `dtype`; `from_module` folds its BN and makes it channels_last.
 
     Built directly, it wraps the module as it is: the evaluation measures a training generator this
-    way without changing it.
+    way without changing it. `wide_model`, when set, is the network in float32 for 16-bit pixels: a
+    16-bit float keeps 8 (bfloat16) or 11 (float16) significant bits, fewer than such an image has.
     """
 
     name: str
@@ -118,6 +133,7 @@ class Upscaler:
     dtype: torch.dtype
     # When set, every batch is padded to this many windows, so a compiled/CUDA-graph model sees one shape.
     fixed_batch: int | None = None
+    wide_model: nn.Module | None = None
 
     @property
     def fixed_shape(self) -> bool:
@@ -138,8 +154,9 @@ class Upscaler:
             fold()
         # channels_last on every device: cuDNN's tensor-core kernels and oneDNN's CPU kernels are fastest
         # in it (docs/BENCHMARKS.md), and one layout makes results independent of how windows arrive.
-        model = model.to(device=device, dtype=dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        return cls(name=name, model=model, info=info, device=device, dtype=dtype)
+        model = model.to(device=device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        wide = copy.deepcopy(model).float() if dtype != torch.float32 else None
+        return cls(name=name, model=model.to(dtype), info=info, device=device, dtype=dtype, wide_model=wide)
 
     @classmethod
     def from_file(cls, name: str, path: str | Path, device: torch.device, dtype: torch.dtype) -> Upscaler:
@@ -181,10 +198,13 @@ class Upscaler:
             filler = windows.new_zeros((self.fixed_batch - count, *windows.shape[1:]))
             return self.upscale_windows(torch.cat([windows, filler]))[:count]
         peak = 255.0 if windows.dtype == torch.uint8 else 65535.0
-        x = windows.permute(0, 3, 1, 2).to(self.dtype).div_(peak)
+        model, dtype = self.model, self.dtype
+        if windows.dtype != torch.uint8 and self.wide_model is not None and self.fixed_batch is None:
+            model, dtype = self.wide_model, torch.float32
+        x = windows.permute(0, 3, 1, 2).to(dtype).div_(peak)
         x = x.contiguous(memory_format=torch.channels_last)
         # Out of place first: a CUDA-graph model's output is overwritten by its next replay.
-        y = torch.clamp(self.model(x).float(), 0, 1).mul_(peak).round_()
+        y = torch.clamp(model(x).float(), 0, 1).mul_(peak).round_()
         # Quantised on the device: a copy to the host then carries uint8, a quarter of float32's bytes
         # (docs/BENCHMARKS.md, "Upscaler round trip").
         return y.to(windows.dtype).permute(0, 2, 3, 1)

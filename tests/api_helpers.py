@@ -23,6 +23,8 @@ from model.registry import REGISTRY, ModelRegistry
 # Small tiles keep the tiny models fast while still giving multi-tile images and mixed batches.
 TEST_SETTINGS: dict[str, Any] = {
     "device": "cpu",
+    # The tests' references run in float32; `auto` is bfloat16 on a CPU with bfloat16 arithmetic.
+    "dtype": "float32",
     "tile": 16,
     "tile_pad": 4,
     "max_batch": 4,
