@@ -4,8 +4,8 @@ The service's own path (`app.imaging.encode.encode_image`, its PNG level and JPE
 content like the model's output: a natural-looking image made in code, enlarged x4 bicubically (smooth
 areas and soft edges, as an upscaled image has; noise would make PNG and WebP slower than they are on
 real outputs). One thread, the median of `--repeats` encodes per size. `--alternatives` adds the
-encoder settings the service does not use, for comparison: PNG levels 0 and 6, WebP methods 0, 2 and 6
-(Pillow's default is 4), and simplejpeg where it is installed.
+encoder settings the service does not use, for comparison: PNG levels 0 and 6, the WebP methods other
+than the service's (Pillow's default is 4), and simplejpeg where it is installed.
 
     python -m bench.encode_cost                        # 512^2, 1024^2 and 2048^2 outputs, a minute
     python -m bench.encode_cost --alternatives --json /tmp/encode.json
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, features
 
-from app.imaging.encode import PNG_COMPRESS_LEVEL, encode_image
+from app.imaging.encode import PNG_COMPRESS_LEVEL, WEBP_METHOD, encode_image
 from app.imaging.image import DecodedImage
 from bench.serving import emit, machine, parse_sizes
 from model.synthetic import natural_like_image
@@ -53,12 +53,13 @@ def encoders(alternatives: bool) -> dict[str, Callable[[np.ndarray], bytes]]:
     chosen: dict[str, Callable[[np.ndarray], bytes]] = {
         f"service png (zlib level {PNG_COMPRESS_LEVEL})": lambda p: encode_image(_decoded(p), "png"),
         f"service jpeg (q{QUALITY}, Pillow)": lambda p: encode_image(_decoded(p), "jpeg", quality=QUALITY),
-        f"service webp (q{QUALITY}, method 4)": lambda p: encode_image(_decoded(p), "webp", quality=QUALITY),
+        f"service webp (q{QUALITY}, method {WEBP_METHOD})": lambda p: encode_image(_decoded(p), "webp",
+                                                                             quality=QUALITY),
     }
     if alternatives:
         for level in (0, 6):
             chosen[f"png level {level}"] = pillow("PNG", compress_level=level)
-        for method in (0, 2, 6):
+        for method in sorted({0, 2, 4, 6} - {WEBP_METHOD}):
             chosen[f"webp q{QUALITY} method {method}"] = pillow("WEBP", quality=QUALITY, method=method)
         try:
             simplejpeg = importlib.import_module("simplejpeg")
