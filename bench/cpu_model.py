@@ -11,7 +11,12 @@ Windows are square sides of `--sides` (64 and 88: a 64 x 64 image alone and with
 12; 120: a 96-pixel tile with its pad), batch 1, the variants interleaved and the best of `--repeats`
 taken, so that other work on the machine disturbs them alike.
 
+With `--eval-dir` (repeatable), bfloat16 against float32 for every registered model by the acceptance
+rule of `bench/gpu/quality.py` (the service's path, the evaluation protocol: within 0.05 dB).
+
     python -m bench.cpu_model
+    python -m bench.cpu_model --sides 64 --eval-dir ../shared/datasets/eval/Set5 \
+        --eval-dir ../shared/datasets/eval/Set14
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import torch
 
+from bench.gpu.quality import acceptance, eval_images, psnr_of
 from bench.serving import emit, machine
 from model.registry import REGISTRY
 from model.weights import load_generator
@@ -42,10 +48,29 @@ def variants() -> dict[str, tuple[torch.nn.Module, torch.dtype, torch.memory_for
     }
 
 
+def bfloat16_quality(eval_dirs: list[Path]) -> list[dict[str, Any]]:
+    """PSNR of each registered model in float32 and bfloat16 through the service's path (tile 96, pad 12,
+    one window per call), per folder, with the acceptance rule's verdict."""
+    cpu, rows = torch.device("cpu"), []
+    for spec in REGISTRY:
+        for folder in eval_dirs:
+            images = eval_images(folder)
+            psnr = {
+                dtype: psnr_of(REGISTRY.load(spec.name, None, cpu, dtype).model, cpu, dtype, images,
+                               tile=96, pad=spec.context_pad, batch=1)
+                for dtype in (torch.float32, torch.bfloat16)
+            }
+            rows.append({"model": spec.name, "dataset": folder.name, "float32_db": psnr[torch.float32],
+                         **acceptance(psnr[torch.float32], psnr[torch.bfloat16])})
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sides", default="64,88,120")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--eval-dir", type=Path, action="append", default=[])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     nets = variants()
@@ -66,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"side": side, "variant": name, "ms": seconds * 1000,
                          "lr_kpix_per_s": side * side / seconds / 1000})
         print(f"{side}: " + ", ".join(f"{name} {best[name] * 1000:.0f} ms" for name in nets), flush=True)
-    emit({"machine": machine(), "threads": torch.get_num_threads(), "rows": rows}, args.json)
+    result: dict[str, Any] = {"machine": machine(), "threads": torch.get_num_threads(), "rows": rows}
+    if args.eval_dir:
+        result["bfloat16_quality"] = bfloat16_quality(args.eval_dir)
+    emit(result, args.json)
     return 0
 
 
