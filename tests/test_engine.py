@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pytest
 import torch
 
-from app.engine import Engine
+from app.engine import Engine, default_batch_size
 from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
 from app.telemetry import Metrics
 from model.inference import Upscaler
@@ -43,11 +43,15 @@ class FakeModel:
         self.attempts: list[list[int]] = []  # every call, including those that raised
         self.batches: list[list[int]] = []  # the calls that succeeded
         self.started_at: list[float] = []
+        self.inputs: list[tuple[tuple[int, ...], np.dtype]] = []  # every call's windows: shape and dtype
+        self.threads: list[str] = []
         self.gate, self.entered = threading.Event(), threading.Event()
         self.gate.set()
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         ids = [int(w[0, 0, 2]) for w in windows]
+        self.inputs.append((windows.shape, windows.dtype))
+        self.threads.append(threading.current_thread().name)
         self.started_at.append(time.monotonic())
         self.attempts.append(ids)
         self.entered.set()
@@ -115,6 +119,12 @@ def test_bad_parameters_are_refused_by_name(option: str, value: float) -> None:
         Engine({"srgan": FakeModel()}, **options)
 
 
+def test_a_batch_is_one_tile_on_a_cpu_and_eight_on_a_gpu_unless_configured() -> None:
+    # On a CPU a batch costs time in proportion to its tiles, so batching only adds queueing delay.
+    assert default_batch_size("cpu") == 1 and default_batch_size("cuda") == 8
+    assert default_batch_size("cpu", 3) == 3 and default_batch_size("cuda", 3) == 3
+
+
 def test_a_model_without_a_positive_scale_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="'flat' has scale 0"):
         Engine({"flat": FakeModel(scale=0)}, tile=4, pad=1, max_batch=1, max_wait_s=0, max_queue_tiles=1)
@@ -155,6 +165,7 @@ async def test_any_mix_of_sizes_and_dtypes_is_stitched_exactly(engine_factory: E
         np.testing.assert_array_equal(result, nearest(image))
     wide = {i for i, im in enumerate(images, start=1) if im.dtype == np.uint16}
     assert all(len({i in wide for i in batch}) == 1 for batch in model.batches), "a batch mixed dtypes"
+    assert {dtype for _shape, dtype in model.inputs} == {np.dtype(np.uint8), np.dtype(np.uint16)}
     assert max(len(batch) for batch in model.batches) <= 4
 
 
@@ -342,8 +353,23 @@ async def test_a_model_returning_the_wrong_shape_fails_its_batch(engine_factory:
         def __call__(self, windows: np.ndarray) -> np.ndarray:
             return windows
 
-    engine = await engine_factory({"srgan": Identity()})
-    with pytest.raises(RuntimeError, match="returned"):
+    engine = await engine_factory({"srgan": Identity()}, max_batch=2, max_wait_s=5)  # both in one batch
+    refused = await asyncio.gather(submit(engine, tagged(1, 4, 4), request_id="r2"),
+                                   submit(engine, tagged(2, 4, 4), request_id="r1"), return_exceptions=True)
+    for error in refused:
+        assert isinstance(error, RuntimeError)
+        assert str(error) == ("the model returned (2, 6, 6, 3) torch.uint8 for (2, 6, 6, 3) torch.uint8, "
+                              "expected (2, 24, 24, 3) (model 'srgan', requests r1, r2)")
+
+
+async def test_a_numpy_model_returning_another_dtype_fails_its_batch(engine_factory: EngineFactory) -> None:
+    class Widening(FakeModel):
+        def __call__(self, windows: np.ndarray) -> np.ndarray:
+            return super().__call__(windows).astype(np.uint16)
+
+    engine = await engine_factory({"srgan": Widening()})
+    wrong = r"returned \(1, 24, 24, 3\) torch.uint16 for \(1, 6, 6, 3\) torch.uint8"
+    with pytest.raises(RuntimeError, match=wrong):
         await engine.upscale("srgan", tagged(1, 4, 4), deadline=far())
 
 
@@ -399,7 +425,7 @@ async def test_stop_drains_work_in_flight_then_refuses(engine_factory: EngineFac
     await engine.stop(drain_timeout_s=5)
     for image, task in zip(images, tasks, strict=True):
         np.testing.assert_array_equal(task.result(), nearest(image))
-    assert not engine.accepting
+    assert engine.accepting is False
     with pytest.raises(NotReady):
         await engine.upscale("srgan", images[0], deadline=far())
     assert "drained 3 requests" in caplog.text
@@ -418,17 +444,81 @@ async def test_stop_cuts_what_the_drain_timeout_leaves(engine_factory: EngineFac
     await engine.stop(drain_timeout_s=0.1)
     assert 0.1 <= time.monotonic() - started < 1.0
     for task in tasks:
-        with pytest.raises(NotReady):
+        with pytest.raises(NotReady) as cut:
             await task
+        assert str(cut.value) == "the service is shutting down; retry on another replica"
     assert "cut 2 of 2 requests" in caplog.text
     model.gate.set()
 
 
-async def test_warmup_runs_one_full_batch_per_model(engine_factory: EngineFactory) -> None:
+async def test_stop_ends_the_engines_tasks_without_an_error_on_the_loop(
+        engine_factory: EngineFactory) -> None:
+    loop_errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model})
+    await engine.upscale("srgan", tagged(1, 8, 8), deadline=far())
+    model.gate.clear()
+    running = submit(engine, tagged(2, 4, 4))
+    await until(model.entered.is_set)  # a batch is on the worker when the engine stops
+    await engine.stop(drain_timeout_s=0)
+    with pytest.raises(NotReady):
+        await running
+    engine_tasks = [t for t in asyncio.all_tasks() if t.get_name() in ("srgan-engine", "srgan-batch")]
+    assert engine_tasks == []
+    model.gate.set()
+    await asyncio.sleep(0)
+    assert loop_errors == []
+
+
+async def test_a_batch_runs_past_the_stall_limit_only_once_it_is_exceeded(
+        engine_factory: EngineFactory) -> None:
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model}, stall_timeout_s=2.0, max_wait_s=0.5)
+    model.gate.clear()
+    task = submit(engine, tagged(1, 4, 4))
+    await until(model.entered.is_set)
+    started = engine._progress_at  # when the batch went to the worker
+    assert engine.stall_limit_s == 2.5  # nothing measured yet: the fill wait plus the floor
+    assert engine.health_problem(now=started + 2.5) is None
+    assert engine.health_problem(now=started + 2.75) == "a batch of 1 tiles has run for 2.8 s (limit 2.5 s)"
+    model.gate.set()
+    await task
+
+
+async def test_warmup_runs_one_full_batch_per_model_on_the_engines_thread(
+        engine_factory: EngineFactory) -> None:
+    idle = Engine({"srgan": FakeModel()}, tile=4, pad=1, max_batch=1, max_wait_s=0, max_queue_tiles=1)
+    with pytest.raises(NotReady) as refused:
+        await idle.warmup()
+    assert str(refused.value) == "engine not started"
     srgan, srresnet = FakeModel("srgan"), FakeModel("srresnet")
-    engine = await engine_factory({"srgan": srgan, "srresnet": srresnet}, max_batch=3)
+    engine = await engine_factory({"srgan": srgan, "srresnet": srresnet}, max_batch=3, tile=4, pad=2)
     await engine.warmup()
-    assert [len(a) for a in srgan.attempts] == [len(a) for a in srresnet.attempts] == [3]
+    assert srgan.inputs == srresnet.inputs == [((3, 8, 8, 3), np.dtype(np.uint8))]  # tile + 2 x pad
+    assert [t.split("_")[0] for t in srgan.threads + srresnet.threads] == ["srgan-engine"] * 2
+
+
+class MetaDeviceModel:
+    """A device model on the `meta` device, which records the windows it is given."""
+
+    scale = SCALE
+    device = torch.device("meta")
+    fixed_shape = False
+
+    def __init__(self) -> None:
+        self.seen: list[torch.Tensor] = []
+
+    def upscale_windows(self, windows: torch.Tensor) -> torch.Tensor:
+        self.seen.append(windows)
+        return windows.repeat_interleave(self.scale, 1).repeat_interleave(self.scale, 2)
+
+
+async def test_warmup_windows_are_made_on_the_models_device(engine_factory: EngineFactory) -> None:
+    model = MetaDeviceModel()
+    engine = await engine_factory({"srgan": model}, max_batch=2)
+    await engine.warmup()
+    assert [(w.shape, w.dtype, w.device.type) for w in model.seen] == [((2, 6, 6, 3), torch.uint8, "meta")]
 
 
 async def test_metrics_count_batches_and_waits(engine_factory: EngineFactory) -> None:

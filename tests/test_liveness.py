@@ -37,9 +37,10 @@ async def test_a_loop_killed_by_an_error_it_does_not_catch_fails_liveness_and_it
 ) -> None:
     engine = await engine_factory({"srgan": DyingModel()})
     assert engine.health_problem() is None
-    with pytest.raises(NotReady, match="the inference engine stopped"):
+    with pytest.raises(NotReady, match="^the inference engine stopped$"):
         await submit(engine, tagged(1, 4, 4))
     assert engine.health_problem() == "the batch loop has stopped (Fatal)"
+    assert engine.accepting is False
     assert "engine batch loop died" in caplog.text
     with pytest.raises(NotReady):
         await submit(engine, tagged(2, 4, 4))

@@ -69,6 +69,49 @@ def test_a_one_pixel_side_is_mirrored_including_its_edge_pixel() -> None:
     np.testing.assert_array_equal(padded[2, 0:2], row[0, [1, 0]])
 
 
+def test_tiled_upscaling_runs_fixed_windows_four_at_a_time_and_reports_each_batch() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (10, 9, 3), dtype=np.uint8)  # 3x3 tiles of 4
+    shapes: list[tuple[int, ...]] = []
+    done: list[int] = []
+
+    def record(windows: np.ndarray) -> np.ndarray:
+        shapes.append(windows.shape)
+        return nearest_x4(windows)
+
+    out = upscale_tiled(image, record, scale=4, tile=4, pad=1, progress=done.append)
+    np.testing.assert_array_equal(out, nearest_x4(image[None])[0])
+    assert shapes == [(4, 6, 6, 3), (4, 6, 6, 3), (1, 6, 6, 3)]  # not fitted: every window 4 + 2 x 1
+    assert done == [4, 4, 1]
+
+
+def test_tiled_upscaling_halves_a_batch_on_the_out_of_memory_errors_it_is_given() -> None:
+    image = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)  # 4 tiles of 4
+    sizes: list[int] = []
+
+    def small_device(windows: np.ndarray) -> np.ndarray:
+        sizes.append(len(windows))
+        if len(windows) > 1:
+            raise MemoryError("fake: out of memory")
+        return nearest_x4(windows)
+
+    out = upscale_tiled(image, small_device, scale=4, tile=4, pad=1, oom_errors=(MemoryError,))
+    np.testing.assert_array_equal(out, nearest_x4(image[None])[0])
+    assert sizes == [4, 2, 1, 1, 2, 1, 1]
+
+
+def test_whole_image_inference_pads_nothing_unless_asked() -> None:
+    """The evaluation protocol measures the network on the bare image (its own zero padding)."""
+    image = np.random.default_rng(2).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    shapes: list[tuple[int, ...]] = []
+
+    def record(windows: np.ndarray) -> np.ndarray:
+        shapes.append(windows.shape)
+        return nearest_x4(windows)
+
+    np.testing.assert_array_equal(upscale_whole(image, record, scale=4), nearest_x4(image[None])[0])
+    assert shapes == [(1, 5, 7, 3)]
+
+
 def test_grid_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="at least 1x1"):
         TileGrid(0, 5, 4, 1)

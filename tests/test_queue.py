@@ -1,0 +1,37 @@
+"""The tile queue's bookkeeping on its own: pending counts per batch key and the depth it reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import torch
+
+from app.engine.queue import TileQueue, TileRequest
+from model.tiling import TileGrid
+
+KEY = ("srgan", "uint8")
+
+
+def request(name: str, height: int, width: int, enqueued_at: float = 0.0) -> TileRequest:
+    grid = TileGrid(height, width, tile=4, pad=1)
+    nothing = torch.empty(0)
+    return TileRequest(name, KEY, grid, nothing, nothing, asyncio.get_running_loop().create_future(),
+                       enqueued_at, enqueued_at + 30, deque(grid.tiles()), len(grid))
+
+
+async def test_dropping_a_request_leaves_the_others_pending() -> None:
+    depths: list[int] = []
+    queue = TileQueue(on_depth=depths.append)
+    large, small = request("large", 8, 12), request("small", 4, 12)  # 6 and 3 tiles
+    queue.put(large)
+    queue.put(small)
+    assert queue.drop(small) == 3
+    assert queue.pending(KEY) == 6 and queue.depth == 6
+    assert [r.request_id for r, _tile in queue.take(KEY, 4)] == ["large"] * 4
+    assert queue.pending(KEY) == 2
+    assert depths == [6, 9, 6, 2]
+    assert queue.drop(small) == 0  # nothing left to drop: nothing changes
+    assert queue.drop(large) == 2
+    assert queue.pending(KEY) == 0 and queue.next_key() is None
+    assert depths == [6, 9, 6, 2, 0]
