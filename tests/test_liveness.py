@@ -37,7 +37,7 @@ async def test_a_loop_killed_by_an_error_it_does_not_catch_fails_liveness_and_it
 ) -> None:
     engine = await engine_factory({"srgan": DyingModel()})
     assert engine.health_problem() is None
-    with pytest.raises(NotReady, match="^the inference engine stopped$"):
+    with pytest.raises(NotReady, match=r"^the inference engine stopped$"):
         await submit(engine, tagged(1, 4, 4))
     assert engine.health_problem() == "the batch loop has stopped (Fatal)"
     assert engine.accepting is False
