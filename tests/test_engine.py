@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from app.engine import Engine, default_batch_size
+from app.engine import engine as engine_module
 from app.errors import DeadlineExceeded, NotReady, Overloaded, TooLarge
 from app.telemetry import Metrics
 from model.inference import Upscaler
@@ -384,7 +385,8 @@ async def test_out_of_memory_halves_the_batch(engine_factory: EngineFactory, cap
     assert all(len(batch) <= 2 for batch in model.batches)
     assert "out of memory on 8 tiles, retrying as 4 + 4" in caplog.text
     model.oom_above = 0  # not even one tile fits: the client is told to retry, not given a 500
-    with pytest.raises(Overloaded, match="out of memory") as refused:
+    single = r"^the device ran out of memory even for a single tile; retry later$"
+    with pytest.raises(Overloaded, match=single) as refused:
         await engine.upscale("srgan", tagged(2, 4, 4), deadline=far())
     assert refused.value.retry_after_s == 5
 
@@ -524,12 +526,19 @@ async def test_warmup_windows_are_made_on_the_models_device(engine_factory: Engi
 async def test_metrics_count_batches_and_waits(engine_factory: EngineFactory) -> None:
     metrics = Metrics()
     engine = await engine_factory({"srgan": FakeModel()}, metrics=metrics)
+    sent = time.monotonic()
     await engine.upscale("srgan", tagged(1, 8, 12), deadline=far())  # 6 tiles: batches of 4 and 2
+    elapsed = time.monotonic() - sent
     sample = metrics.registry.get_sample_value
     assert sample("srgan_batch_size_tiles_count", {"model": "srgan"}) == 2
     assert sample("srgan_batch_size_tiles_sum", {"model": "srgan"}) == 6
     assert sample("srgan_batch_duration_seconds_count", {"model": "srgan"}) == 2
     assert sample("srgan_queue_wait_seconds_count") == 6
+    # Durations, not timestamps: each within the request's own time.
+    batch_seconds = sample("srgan_batch_duration_seconds_sum", {"model": "srgan"})
+    waited_seconds = sample("srgan_queue_wait_seconds_sum")
+    assert batch_seconds is not None and 0 < batch_seconds <= elapsed
+    assert waited_seconds is not None and 0 <= waited_seconds <= 6 * elapsed
 
 
 # Setting the oneDNN flags warns, on a CPU build, that TF32 needs an Intel GPU.
@@ -598,3 +607,86 @@ async def test_under_sustained_overload_admitted_requests_meet_their_deadline(
     await asyncio.gather(*tasks)
     assert outcomes.count("late") == 0, outcomes
     assert outcomes.count("refused") > 0 and outcomes.count("ok") > 0
+
+
+async def test_requests_being_padded_count_against_the_queue_bound(
+        engine_factory: EngineFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    padding = threading.Event()
+    real_prepare = engine_module.prepare
+
+    def slow_prepare(*args: Any) -> Any:
+        padding.wait(timeout=10)
+        return real_prepare(*args)
+
+    monkeypatch.setattr(engine_module, "prepare", slow_prepare)
+    engine = await engine_factory({"srgan": FakeModel()}, max_queue_tiles=10)
+    first = submit(engine, tagged(1, 8, 16))  # 8 tiles, admitted, still being padded
+    await asyncio.sleep(0.05)
+    with pytest.raises(Overloaded, match=r"^the queue is full \(8 tiles waiting\)$"):
+        await engine.upscale("srgan", tagged(2, 8, 8), deadline=far())  # 4 more
+    padding.set()
+    np.testing.assert_array_equal(await first, nearest(tagged(1, 8, 16)))
+
+
+async def test_a_request_prepared_after_the_loop_died_is_refused(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory({"srgan": FakeModel()})
+    assert engine._loop_task is not None
+    engine._loop_task.cancel()  # cancelled, not crashed: the engine still says it accepts
+    await asyncio.gather(engine._loop_task, return_exceptions=True)
+    with pytest.raises(NotReady, match=r"^the service is shutting down$"):
+        await engine.upscale("srgan", tagged(1, 4, 4), deadline=far())
+
+
+async def test_a_stopped_engine_refuses_before_admission(engine_factory: EngineFactory) -> None:
+    engine = await engine_factory({"srgan": FakeModel()}, max_queue_tiles=1)
+    await engine.stop(drain_timeout_s=0)
+    with pytest.raises(NotReady, match=r"^the engine is not accepting requests$"):
+        engine.check_admission(100, 100, deadline=far())  # also too large: not accepting is said first
+
+
+async def test_a_request_cancelled_while_its_batch_fills_does_not_hold_up_another_model(
+        engine_factory: EngineFactory) -> None:
+    srgan, srresnet = FakeModel("srgan"), FakeModel("srresnet")
+    engine = await engine_factory({"srgan": srgan, "srresnet": srresnet}, max_wait_s=5.0)
+    lone = submit(engine, tagged(1, 4, 4))  # one tile: its batch waits up to 5 s for company
+    await until(lambda: engine.queue_depth_tiles == 1)
+    lone.cancel()
+    await asyncio.gather(lone, return_exceptions=True)
+    image = tagged(2, 8, 8)  # a full batch of 4 for the other model: it has nothing to wait for
+    result = await asyncio.wait_for(engine.upscale("srresnet", image, deadline=far()), timeout=2.5)
+    np.testing.assert_array_equal(result, nearest(image))
+    assert srgan.attempts == []
+
+
+async def test_in_flight_tiles_add_up_over_concurrent_batches(engine_factory: EngineFactory) -> None:
+    model = FakeModel()
+    engine = await engine_factory({"srgan": model}, max_in_flight=2)
+    model.gate.clear()
+    task = submit(engine, tagged(1, 8, 16))  # 8 tiles: two batches of 4, both on the device
+    await until(lambda: len(model.attempts) == 2)
+    problem = engine.health_problem(now=time.monotonic() + 1000)
+    assert problem is not None and problem.startswith("a batch of 8 tiles has run for")
+    model.gate.set()
+    await task
+    assert engine.health_problem(now=time.monotonic() + 1000) is None  # nothing left in flight
+
+
+async def test_a_model_whose_batch_ended_goes_before_one_whose_batch_still_runs(
+        engine_factory: EngineFactory) -> None:
+    hold, a, b = FakeModel("hold"), FakeModel("a"), FakeModel("b")
+    engine = await engine_factory({"hold": hold, "a": a, "b": b}, max_batch=1, max_in_flight=2)
+    for model in (hold, a, b):
+        model.gate.clear()
+    held = submit(engine, tagged(1, 4, 8), model="hold")  # two batches: both slots taken
+    await until(lambda: len(hold.attempts) == 2)
+    queued = [submit(engine, tagged(2, 4, 12), model="b")]  # 3 tiles each, b's queued first
+    await until(lambda: engine.queue_depth_tiles == 3)
+    queued.append(submit(engine, tagged(3, 4, 12), model="a"))
+    await until(lambda: engine.queue_depth_tiles == 6)
+    hold.gate.set()
+    await until(lambda: bool(a.attempts and b.attempts))  # one batch of each on the device
+    a.gate.set()  # a's batch ends while b's still runs: a's next tiles go first
+    await until(lambda: len(a.batches) == 3, timeout_s=5)
+    assert b.batches == []
+    b.gate.set()
+    await asyncio.gather(held, *queued)

@@ -35,3 +35,8 @@ async def test_dropping_a_request_leaves_the_others_pending() -> None:
     assert queue.drop(large) == 2
     assert queue.pending(KEY) == 0 and queue.next_key() is None
     assert depths == [6, 9, 6, 2, 0]
+
+
+async def test_taking_from_a_key_with_nothing_queued_takes_nothing() -> None:
+    queue = TileQueue()
+    assert queue.take(KEY, 4) == [] and queue.pending(KEY) == 0 and queue.depth == 0
