@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings
+from app.settings import Settings, describe_errors
 from model.registry import REGISTRY
 
 
@@ -41,3 +41,36 @@ def test_the_cli_reports_bad_settings_instead_of_a_traceback(
     monkeypatch.setenv("SRGAN_MAX_QUEUE_TILES", "10")
     assert main(["eval", "--data", "."]) == 2
     assert "SRGAN_MAX_QUEUE_TILES=10" in capsys.readouterr().err
+
+
+def test_every_problem_is_one_line_naming_its_variable_and_never_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SRGAN_TILE", "8")
+    monkeypatch.setenv("SRGAN_LOG_LEVEL", "loud-secret")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert describe_errors(refused.value) == (
+        "SRGAN_TILE: Input should be greater than or equal to 16\n"
+        "SRGAN_LOG_LEVEL: unknown log level 'loud-secret'"
+    )
+    monkeypatch.delenv("SRGAN_LOG_LEVEL")
+    monkeypatch.setenv("SRGAN_MAX_BATCH", "hunter2")  # a value that could be a key is not repeated
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "hunter2" not in describe_errors(refused.value)
+
+
+def test_a_problem_between_settings_is_its_message_alone() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(auth="required", api_keys=" , ")
+    assert describe_errors(refused.value) == (
+        "SRGAN_AUTH=required but SRGAN_API_KEYS is empty: set SRGAN_API_KEYS to comma-separated keys (on "
+        "Kubernetes, the Secret srgan-api-keys), or SRGAN_AUTH=optional to serve without keys"
+    )
+
+
+def test_keys_are_split_on_commas_and_trimmed_and_log_levels_are_upper_case() -> None:
+    assert Settings(api_keys=" alpha, beta ,,").api_key_set == {"alpha", "beta"}
+    assert Settings(api_keys="").api_key_set == frozenset()
+    assert Settings(log_level="debug").log_level == "DEBUG"
