@@ -225,7 +225,9 @@ async def test_newcomers_go_next_in_arrival_order_ahead_of_started_requests(
     model.gate.clear()
     large = submit(engine, tagged(1, 12, 12))  # 9 tiles
     await until(model.entered.is_set)
-    first, second = submit(engine, tagged(2, 4, 4)), submit(engine, tagged(3, 8, 4))  # 1 and 2 tiles
+    first = submit(engine, tagged(2, 4, 4))  # 1 tile
+    await until(lambda: engine.queue_depth_tiles == 9)  # queued before the next arrives
+    second = submit(engine, tagged(3, 8, 4))  # 2 tiles
     await until(lambda: engine.queue_depth_tiles == 11)
     model.gate.set()
     await asyncio.gather(large, first, second)
