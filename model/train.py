@@ -4,14 +4,16 @@ Either stage trains on clean bicubic reductions (`degradation="bicubic"`, the `s
 models) or on the real-world degradation pipeline of `model.degradations` (`"realworld"`, `srgan-real`).
 
 A checkpoint (`last.pt` in the output folder) carries the config it was trained with, the
-generator and discriminator, their optimisers and the iteration; `generator.safetensors` beside it
-is the exported generator, rewritten at every checkpoint. Checkpoints are loaded with
+generator and discriminator, their optimisers, the generator's exponential moving average (when
+`ema_decay` is set) and the iteration; `generator.safetensors` beside it is the exported generator (the
+average, when there is one), rewritten at every checkpoint. Checkpoints are loaded with
 `weights_only=True`, so even a tampered checkpoint cannot run code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import math
@@ -94,6 +96,10 @@ class TrainConfig:
     # clock ends still ends annealed; the time schedule restarts with each invocation.
     time_limit_min: float | None = None
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+    # Exponential moving average of the generator's weights (Real-ESRGAN uses 0.999); 0 turns it off.
+    # An adversarial run's weights swing from step to step (its validation PSNR by a dB or more); the
+    # average is what validation scores and what is exported.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.stage not in ("srresnet", "srgan"):
@@ -110,6 +116,8 @@ class TrainConfig:
             raise ValueError("content_loss vgg19 needs vgg_weights: a local VGG19 weights file")
         if not self.data:
             raise ValueError("data: at least one folder of training images is needed")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
     @property
     def arch(self) -> dict[str, int]:
@@ -156,9 +164,13 @@ class Trainer:
         if self.checkpoint_path.exists():
             self.state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
             saved = TrainConfig(**self.state["config"])
-            # The stored config wins, except the run's length and time limit, which a resume may change.
+            # The stored config wins, except the run's length, time limit and averaging, which a resume may
+            # change (an average switched on mid-run starts from the weights of the resumed iteration).
             config = dataclasses.replace(
-                saved, iterations=config.iterations, time_limit_min=config.time_limit_min
+                saved,
+                iterations=config.iterations,
+                time_limit_min=config.time_limit_min,
+                ema_decay=config.ema_decay,
             )
         self.config = config
         self.device = resolve_device(config.device)
@@ -196,6 +208,11 @@ class Trainer:
             init_model, _ = load_generator(config.init)
             self.generator.load_state_dict(init_model.state_dict())
             logger.info("generator initialised from %s", config.init)
+        self.ema: Generator | None = None
+        if config.ema_decay:
+            self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+            if self.state is not None and "generator_ema" in self.state:
+                self.ema.load_state_dict(self.state["generator_ema"])
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -238,6 +255,7 @@ class Trainer:
             self.g_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.g_opt.step()
+            self._update_ema()
             return {"pixel": loss.detach()}
         assert self.d_opt is not None
         # Generator: content + adversarial, with the discriminator frozen.
@@ -264,6 +282,7 @@ class Trainer:
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
+        self._update_ema()
         # Discriminator: real patches against the (detached) generated ones.
         self.discriminator.requires_grad_(True)
         with autocast:
@@ -279,6 +298,21 @@ class Trainer:
             "adv": adversarial.detach(),
             "d": d_loss.detach(),
         }
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * generator, for every parameter; buffers are copied."""
+        if self.ema is None:
+            return
+        ema_params = list(self.ema.parameters())
+        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1.0 - self.config.ema_decay)
+        for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
+            ema_buffer.copy_(buffer)
+
+    @property
+    def exported(self) -> Generator:
+        """The generator that validation scores and `generator.safetensors` holds."""
+        return self.ema if self.ema is not None else self.generator
 
     def run(self) -> None:
         c = self.config
@@ -342,7 +376,7 @@ class Trainer:
     def _validate(self) -> None:
         assert self.config.val_data is not None
         self.generator.eval()
-        result = evaluate_generator(self.generator, self.config.val_data, self.config.scale)
+        result = evaluate_generator(self.exported, self.config.val_data, self.config.scale)
         self.generator.train()
         self.best_val_psnr = max(result.psnr, self.best_val_psnr or -math.inf)
         logger.info(
@@ -367,10 +401,12 @@ class Trainer:
         if self.discriminator is not None and self.d_opt is not None:
             state["discriminator"] = self.discriminator.state_dict()
             state["d_opt"] = self.d_opt.state_dict()
+        if self.ema is not None:
+            state["generator_ema"] = self.ema.state_dict()
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)
-        save_generator(self.out / "generator.safetensors", self.generator, self.config.arch, self.summary())
+        save_generator(self.out / "generator.safetensors", self.exported, self.config.arch, self.summary())
         logger.info("checkpoint at iteration %d -> %s", self.iteration, self.checkpoint_path)
 
     def summary(self) -> dict[str, Any]:
@@ -394,6 +430,7 @@ class Trainer:
                 [c.pixel_weight, c.content_weight, c.adversarial_weight] if c.stage == "srgan" else None
             ),
             "degradation": c.degradation,
+            "ema_decay": c.ema_decay or None,
             "wall_time_h": round(self.elapsed_s / 3600, 3),
             "hardware": hardware,
             "best_val_psnr": self.best_val_psnr,

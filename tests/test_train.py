@@ -93,6 +93,8 @@ def test_config_refuses_nonsense(image_folder: Path) -> None:
         tiny_config(image_folder, gan_loss="wgan")
     with pytest.raises(ValueError, match="degradation"):
         tiny_config(image_folder, degradation="jpeg")
+    with pytest.raises(ValueError, match="ema_decay"):
+        tiny_config(image_folder, ema_decay=1.0)
 
 
 def test_srresnet_then_srgan_stage_resumable(image_folder: Path, tmp_path: Path) -> None:

@@ -83,3 +83,37 @@ def test_the_time_limit_stops_the_run_with_a_checkpoint(image_folder: Path, tmp_
     assert checkpoint["iteration"] == trainer.iteration  # checkpoint_every is 1000: this is the stop's
     _, info = load_generator(tmp_path / "generator.safetensors")
     assert info.training["iterations"] == trainer.iteration
+
+
+def test_the_average_follows_the_generator_by_its_decay_and_is_what_is_exported(image_folder: Path,
+                                                                                 tmp_path: Path) -> None:
+    trainer = Trainer(tiny(image_folder, ema_decay=0.75), tmp_path)
+    assert trainer.ema is not None
+    before = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+    trainer.run()
+    after = trainer.generator.state_dict()
+    parameters = {name for name, _ in trainer.generator.named_parameters()}
+    for key, average in trainer.ema.state_dict().items():
+        if key in parameters:  # one step from identical weights: ema = 0.75 * before + 0.25 * after
+            assert torch.allclose(average, 0.75 * before[key] + 0.25 * after[key], atol=1e-7), key
+        else:  # batch-norm statistics are the live generator's
+            assert torch.equal(average, after[key]), key
+    exported = load_generator(tmp_path / "generator.safetensors")[0].state_dict()
+    assert_same_state(exported, trainer.ema.state_dict())
+    assert any(not torch.equal(exported[key], after[key]) for key in after), "the raw weights were exported"
+
+
+def test_resume_restores_the_average_and_an_average_switched_on_later_starts_from_the_weights(
+        image_folder: Path, tmp_path: Path) -> None:
+    with_average = Trainer(tiny(image_folder, ema_decay=0.5), tmp_path / "a")
+    with_average.run()
+    assert with_average.ema is not None
+    resumed = Trainer(tiny(image_folder, ema_decay=0.5, iterations=2), tmp_path / "a")
+    assert resumed.ema is not None
+    assert_same_state(resumed.ema.state_dict(), with_average.ema.state_dict())
+
+    Trainer(tiny(image_folder), tmp_path / "b").run()
+    switched_on = Trainer(tiny(image_folder, ema_decay=0.5, iterations=2), tmp_path / "b")
+    assert switched_on.config.ema_decay == 0.5
+    assert switched_on.ema is not None
+    assert_same_state(switched_on.ema.state_dict(), switched_on.generator.state_dict())
