@@ -304,8 +304,9 @@ class Trainer:
         """ema <- decay * ema + (1 - decay) * generator, for every parameter; buffers are copied."""
         if self.ema is None:
             return
-        ema_params = list(self.ema.parameters())
-        torch._foreach_lerp_(ema_params, list(self.generator.parameters()), 1.0 - self.config.ema_decay)
+        ema_params: list[torch.Tensor] = list(self.ema.parameters())
+        params: list[torch.Tensor] = list(self.generator.parameters())
+        torch._foreach_lerp_(ema_params, params, 1.0 - self.config.ema_decay)
         for ema_buffer, buffer in zip(self.ema.buffers(), self.generator.buffers(), strict=True):
             ema_buffer.copy_(buffer)
 
