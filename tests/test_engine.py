@@ -263,7 +263,7 @@ async def test_a_full_queue_refuses_with_retry_after(engine_factory: EngineFacto
     await until(lambda: engine.queue_depth_tiles == 10)
     model.gate.set()
     await asyncio.gather(*running)
-    assert engine.throughput_tiles_per_s is not None
+    assert engine.throughput_pixels_per_s is not None
     # More tiles than the queue holds would lock everyone else out: refused even into an empty queue.
     with pytest.raises(TooLarge, match="12 tiles"):
         await engine.upscale("srgan", tagged(5, 12, 16), deadline=far())
@@ -292,13 +292,14 @@ async def test_a_deadline_the_queue_rules_out_is_refused_at_once(engine_factory:
     model = FakeModel(seconds_per_tile=0.01)
     engine = await engine_factory({"srgan": model})
     await engine.upscale("srgan", tagged(1, 8, 8), deadline=far())  # measures about 100 tiles/s
-    rate = engine.throughput_tiles_per_s
+    rate = engine.throughput_pixels_per_s  # of windows of 6 x 6 (tile 4, pad 1): about 3600 pixels/s
     assert rate is not None
     # 100 tiles need about a second: refused on admission (queued, it would end in DeadlineExceeded).
     with pytest.raises(Overloaded) as refused:
         await engine.upscale("srgan", tagged(2, 40, 40), deadline=time.monotonic() + 0.3)
     # Come back when the work beyond what fits in 90 % of the 0.3 s has been done (to a tile's time).
-    assert refused.value.retry_after_s == pytest.approx((100 - 0.9 * 0.3 * rate) / rate, abs=2 / rate)
+    work = 100 * 36
+    assert refused.value.retry_after_s == pytest.approx((work - 0.9 * 0.3 * rate) / rate, abs=2 * 36 / rate)
     assert all(2 not in batch for batch in model.attempts)
     await engine.upscale("srgan", tagged(3, 8, 8), deadline=time.monotonic() + 5)
 
@@ -307,8 +308,8 @@ async def test_admission_keeps_a_tenth_of_the_time_left_in_reserve(engine_factor
     model = FakeModel(seconds_per_tile=0.01)
     engine = await engine_factory({"srgan": model})
     await engine.upscale("srgan", tagged(1, 8, 8), deadline=far())
-    assert engine.throughput_tiles_per_s is not None
-    needed_s = 100 / engine.throughput_tiles_per_s  # a 40x40 image is 100 tiles of 4
+    assert engine.throughput_pixels_per_s is not None
+    needed_s = 100 * 36 / engine.throughput_pixels_per_s  # a 40x40 image is 100 windows of 6 x 6
     with pytest.raises(Overloaded):  # fits in the time left, but not in 90 % of it
         await engine.upscale("srgan", tagged(2, 40, 40), deadline=time.monotonic() + needed_s / 0.95)
     assert all(2 not in batch for batch in model.attempts)
@@ -624,7 +625,7 @@ async def test_requests_being_padded_count_against_the_queue_bound(
     engine = await engine_factory({"srgan": FakeModel()}, max_queue_tiles=10)
     first = submit(engine, tagged(1, 8, 16))  # 8 tiles, admitted, still being padded
     await asyncio.sleep(0.05)
-    with pytest.raises(Overloaded, match=r"^the queue is full \(8 tiles waiting\)$"):
+    with pytest.raises(Overloaded, match=r"^the queue is full \(the work of 8 tiles waiting\)$"):
         await engine.upscale("srgan", tagged(2, 8, 8), deadline=far())  # 4 more
     padding.set()
     np.testing.assert_array_equal(await first, nearest(tagged(1, 8, 16)))

@@ -166,9 +166,9 @@ async def test_queue_full_is_503_with_retry_after(tiny_weights_dir: Path) -> Non
             first = asyncio.ensure_future(client.post("/upscale", **upload(big)))
             # Its 36 tiles are queued and the loop has taken a batch of 4, which waits for the worker.
             await until(lambda: engine.queue_depth_tiles == 32)
-            # A measured 0.1 tiles/s (set once the first image is in: at that rate its deadline would
-            # have refused it).
-            engine._admission.throughput.record(1, 10.0)
+            # A measured 0.1 tiles/s, a window of 16 + 2 x 4 pixels a side every 10 s (set once the first
+            # image is in: at that rate its deadline would have refused it).
+            engine._admission.throughput.record(24 * 24, 10.0)
             # 9 more tiles do not fit the bound of 40: refused at once, and told to come back when the
             # one tile over the bound has been served, in 10 s.
             second = await client.post("/upscale", **upload(png_bytes(natural_like_image(40, 40))))

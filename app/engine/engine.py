@@ -79,8 +79,9 @@ class Engine:
         max_batch: a batch returns at most this many tiles.
         max_wait_s: a batch that is not full waits for more tiles no longer than until its oldest tile
             has been queued this long (tiles that queued while the worker was busy do not wait again).
-        max_queue_tiles: queued tiles beyond which requests are refused with `Overloaded`; an image with
-            more tiles than this is refused with `TooLarge` (see `admission`).
+        max_queue_tiles: the queue holds at most the work of this many full tiles (window pixels, see
+            `admission`): a request beyond it is refused with `Overloaded`, an image that alone needs more
+            with `TooLarge`.
         metrics: where to report; a private instance if None.
         oom_errors: exceptions meaning "batch too large for device memory": the batch is split in halves.
         stall_timeout_s: liveness (`health_problem`): how long work may wait with no batch finishing, at
@@ -115,10 +116,11 @@ class Engine:
         self._metrics = metrics if metrics is not None else Metrics()
         self._oom_errors = oom_errors
         self._queue = TileQueue(on_depth=self._metrics.queue_depth.set)
-        self._admission = Admission(max_queue_tiles=max_queue_tiles, tile=tile)
-        self._reserved = 0  # admitted tiles still being padded, not yet queued
-        self._preparing = 0  # requests those tiles belong to
+        self._admission = Admission(max_queue_tiles=max_queue_tiles, tile=tile, pad=pad)
+        self._reserved = 0  # window pixels of admitted requests still being padded, not yet queued
+        self._preparing = 0  # requests those pixels belong to
         self._in_flight = 0  # tiles in the batches running
+        self._in_flight_pixels = 0  # their window pixels
         self._running: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._batch_crashed: BaseException | None = None
@@ -141,9 +143,9 @@ class Engine:
         return self._queue.depth
 
     @property
-    def throughput_tiles_per_s(self) -> float | None:
-        """Moving average of tiles per second over recent batches; None before the first batch."""
-        return self._admission.throughput.tiles_per_s
+    def throughput_pixels_per_s(self) -> float | None:
+        """Moving average of window pixels per second over recent batches; None before the first batch."""
+        return self._admission.throughput.pixels_per_s
 
     def health_problem(self, now: float | None = None) -> str | None:
         """Why the engine cannot make progress, or None: its batch loop ended without `stop`, or a batch has
@@ -174,7 +176,8 @@ class Engine:
     def stall_limit_s(self) -> float:
         """How long work may wait with no batch finishing before the engine counts as stalled: the wait to
         fill a batch, plus `stall_timeout_s` or `STALL_BATCHES` measured full-batch times if longer."""
-        expected = self._admission.throughput.seconds_for(self._max_batch) or 0.0
+        full_batch = self._max_batch * self._admission.tile_pixels
+        expected = self._admission.throughput.seconds_for(full_batch) or 0.0
         return self._max_wait_s + max(self._stall_timeout_s, STALL_BATCHES * expected)
 
     async def start(self) -> None:
@@ -230,8 +233,8 @@ class Engine:
         if not self._accepting:
             raise NotReady("the engine is not accepting requests")
         grid = TileGrid(height, width, self._tile, self._pad, fit=self._fit)
-        self._admission.check(len(grid), deadline, queued=self._queue.depth + self._reserved,
-                              in_flight=self._in_flight, deadlines=(r.deadline for r in self._live),
+        self._admission.check(grid.window_pixels, deadline, queued=self._queue.pixels + self._reserved,
+                              in_flight=self._in_flight_pixels, deadlines=(r.deadline for r in self._live),
                               request_id=request_id)
         return grid
 
@@ -248,12 +251,12 @@ class Engine:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"image must be H x W x 3 uint8 or uint16, got {image.shape} {image.dtype}")
         grid = self.check_admission(image.shape[0], image.shape[1], deadline=deadline, request_id=request_id)
-        self._reserved += len(grid)
+        self._reserved += grid.window_pixels
         self._preparing += 1
         try:
             padded, output, tiles = await asyncio.to_thread(prepare, grid, image, self._models[model])
         finally:
-            self._reserved -= len(grid)
+            self._reserved -= grid.window_pixels
             self._preparing -= 1
         if self._loop_task is None or self._loop_task.done():
             raise NotReady("the service is shutting down")
@@ -348,7 +351,9 @@ class Engine:
         for request, _tile in batch:
             self._metrics.queue_wait.observe(started - request.enqueued_at)
         self._metrics.batch_size.labels(model=model).observe(len(batch))
+        pixels = sum(request.window_pixels for request, _tile in batch)
         self._in_flight += len(batch)
+        self._in_flight_pixels += pixels
         self._progress_at = started
         try:
             run = functools.partial(infer_batch, self._models[model], model, batch,
@@ -363,13 +368,14 @@ class Engine:
             return
         finally:
             self._in_flight -= len(batch)
+            self._in_flight_pixels -= pixels
             self._progress_at = time.monotonic()
             self._queue.served(key, time.monotonic())
         ended = time.monotonic()
         self._metrics.batch_duration.labels(model=model).observe(ended - started)
         # The device's time for this batch: with two in flight, it started on the device when the batch
         # before it ended, not when it was sent.
-        self._admission.throughput.record(len(batch), ended - max(started, self._last_batch_end))
+        self._admission.throughput.record(pixels, ended - max(started, self._last_batch_end))
         self._last_batch_end = ended
         for request, _tile in batch:
             request.remaining -= 1

@@ -37,6 +37,12 @@ class TileRequest:
     remaining: int
 
     @property
+    def window_pixels(self) -> int:
+        """Low-resolution pixels the model computes for each of its tiles: the core plus its context."""
+        height, width = self.grid.window_shape
+        return height * width
+
+    @property
     def started(self) -> bool:
         """Whether any of its tiles has been taken into a batch: until then it queues as a newcomer."""
         return len(self.pending) < len(self.grid)
@@ -44,6 +50,9 @@ class TileRequest:
 
 class TileQueue:
     """Pending tiles of all requests, one ring of requests per batch key.
+
+    `depth` counts the queued tiles (reported to `on_depth`), `pixels` their windows' pixels: the work
+    they hold, which admission plans with.
 
     `take` goes round the ring one tile per request, and the ring keeps its position between batches,
     so a request queued behind a large one waits for about one batch, not for the large one's tiles.
@@ -58,13 +67,15 @@ class TileQueue:
         self._pending: dict[BatchKey, int] = {}
         self._served_at: dict[BatchKey, float] = {}
         self.depth = 0
+        self.pixels = 0
 
     def put(self, request: TileRequest) -> None:
         ring = self._rings.setdefault(request.key, deque())
         first_started = next((i for i, queued in enumerate(ring) if queued.started), len(ring))
         ring.insert(first_started, request)
-        self._pending[request.key] = self._pending.get(request.key, 0) + len(request.pending)
-        self._set_depth(self.depth + len(request.pending))
+        queued = len(request.pending)
+        self._pending[request.key] = self._pending.get(request.key, 0) + queued
+        self._set_depth(self.depth + queued, self.pixels + queued * request.window_pixels)
 
     def drop(self, request: TileRequest) -> int:
         """Remove the request's queued tiles (not those already taken); returns how many."""
@@ -73,7 +84,7 @@ class TileQueue:
             request.pending.clear()
             self._rings[request.key].remove(request)
             self._pending[request.key] -= dropped
-            self._set_depth(self.depth - dropped)
+            self._set_depth(self.depth - dropped, self.pixels - dropped * request.window_pixels)
             self._forget_if_empty(request.key)
         return dropped
 
@@ -107,12 +118,12 @@ class TileQueue:
             if request.pending:
                 ring.append(request)
         self._pending[key] = self._pending.get(key, 0) - len(batch)
-        self._set_depth(self.depth - len(batch))
+        self._set_depth(self.depth - len(batch), self.pixels - sum(r.window_pixels for r, _tile in batch))
         self._forget_if_empty(key)
         return batch
 
-    def _set_depth(self, depth: int) -> None:
-        self.depth = depth
+    def _set_depth(self, depth: int, pixels: int) -> None:
+        self.depth, self.pixels = depth, pixels
         self._on_depth(depth)
 
     def _forget_if_empty(self, key: BatchKey) -> None:
