@@ -56,7 +56,11 @@ def _register_eval(commands: Subparsers, registry: ModelRegistry, settings: Sett
     from model.evaluate import INTERPOLATIONS
 
     known = ", ".join([*INTERPOLATIONS, *registry.names()])
-    p = commands.add_parser("eval", help="PSNR/SSIM with the literature's protocol")
+    p = commands.add_parser(
+        "eval",
+        help="PSNR/SSIM (higher is better) with the literature's protocol, the gradient-energy ratio "
+        "(closer to 1.0 is better) and NIQE (lower is better)",
+    )
     p.add_argument("--data", action="append", required=True, help="folder of HR images (repeatable)")
     p.add_argument(
         "--method", action="append", help=f"{known}, or a weights path (repeatable; default: all named)"
@@ -71,8 +75,19 @@ def _register_eval(commands: Subparsers, registry: ModelRegistry, settings: Sett
                    help="where models run")
     p.add_argument("--weights-dir", type=Path, default=settings.weights_dir,
                    help="folder of the registered models' weights (default: the shipped weights)")
-    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--json", action="store_true",
+                   help=f"print a JSON array of {{{', '.join(JSON_KEYS)}}}; niqe is null when an image is "
+                   "too small or flat for it")
     p.set_defaults(handler=_eval)
+
+
+# The text table's columns, and which way each is better.
+EVAL_HEADER = (
+    f"{'dataset':10s} {'method':12s} scale {'n':>5s} {'PSNR dB':>8s} {'SSIM':>7s} {'grad SR/HR':>11s}  NIQE\n"
+    "PSNR, SSIM: higher is better; grad (gradient energy SR / original): closer to 1.0 is better; "
+    "NIQE (lower is better): naturalness, no reference"
+)
+JSON_KEYS = ("dataset", "method", "scale", "n_images", "psnr", "ssim", "gradient_ratio", "niqe")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -84,6 +99,8 @@ def _eval(args: argparse.Namespace) -> int:
     methods = args.method or [*INTERPOLATIONS, *registry.names()]
     device = resolve_device(args.device)
     rows = []
+    if not args.json:
+        print(EVAL_HEADER)
     for folder in args.data:
         for method in methods:
             if method in INTERPOLATIONS:
@@ -94,13 +111,13 @@ def _eval(args: argparse.Namespace) -> int:
                 result = evaluate_generator(model.to(device).eval(), folder, info.scale, method)
             rows.append(result)
             if not args.json:
+                niqe = "—" if result.niqe is None else f"{result.niqe:.3f}"
                 print(
-                    f"{result.dataset:10s} {result.method:12s} x{result.scale} n={result.n_images:3d} "
-                    f"PSNR {result.psnr:6.2f} dB  SSIM {result.ssim:.4f}  grad {result.gradient_ratio:.3f}"
+                    f"{result.dataset:10s} {result.method:12s} x{result.scale:<4d} {result.n_images:5d} "
+                    f"{result.psnr:8.2f} {result.ssim:7.4f} {result.gradient_ratio:11.3f}  {niqe}"
                 )
     if args.json:
-        keys = ("dataset", "method", "scale", "n_images", "psnr", "ssim")
-        print(json.dumps([{k: getattr(r, k) for k in keys} for r in rows], indent=2))
+        print(json.dumps([{k: getattr(r, k) for k in JSON_KEYS} for r in rows], indent=2))
     return 0
 
 
