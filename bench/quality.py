@@ -3,7 +3,9 @@ a texture measure and a crop.
 
 Runs `srgan eval` logic (MATLAB bicubic degradation, Y-channel PSNR/SSIM, `scale`-pixel border crop) on
 Set5 and Set14, prints a markdown table beside Ledig et al. 2017's Table 2, and writes a side-by-side
-crop of one image (bicubic / each model / original) so the texture difference can be seen.
+crop of one image (bicubic / each model / original) so the texture difference can be seen. PSNR and SSIM:
+higher is better; the gradient-energy ratio SR / HR: closer to 1.0 is better; NIQE of the output (no
+reference, `model/niqe.py`): lower is better.
 
     python -m bench.quality --eval-root ../shared/datasets/eval --crop-out docs/img/crops.png
 """
@@ -63,6 +65,7 @@ def evaluate_all(eval_root: Path) -> list[dict[str, Any]]:
                     "psnr": result.psnr,
                     "ssim": result.ssim,
                     "gradient_ratio": result.gradient_ratio,
+                    "niqe": result.niqe,
                     "paper_psnr": PAPER_PSNR.get((dataset, method)),
                 }
             )
@@ -71,14 +74,16 @@ def evaluate_all(eval_root: Path) -> list[dict[str, Any]]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| dataset | method | PSNR (dB) | SSIM | grad SR/HR | paper PSNR (dB) |",
-        "|---|---|---|---|---|---|",
+        "| dataset | method | PSNR (dB, higher is better) | SSIM (higher is better) "
+        "| grad SR/HR (closer to 1.0 is better) | NIQE (lower is better) | paper PSNR (dB) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         paper = f"{r['paper_psnr']:.2f}" if r["paper_psnr"] else "—"
+        niqe = f"{r['niqe']:.2f}" if r["niqe"] is not None else "—"
         lines.append(
             f"| {r['dataset']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-            f"{r['gradient_ratio']:.3f} | {paper} |"
+            f"{r['gradient_ratio']:.3f} | {niqe} | {paper} |"
         )
     return "\n".join(lines)
 
