@@ -3,7 +3,9 @@ then restored by each method and scored against the original. Shared by `POST /c
 `srgan compare`.
 
 The methods are the interpolations and every registered model of the default model's scale, which is
-the comparison's scale.
+the comparison's scale. Each is scored with PSNR and SSIM against the original (higher is better) and
+with NIQE, which needs no reference (lower is better); the original's own NIQE is the reference value.
+NIQE needs two 96x96 patches: a smaller image gets None and the reason, never an error.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from app.errors import TooSmall
 from app.imaging.image import DecodedImage
-from model.evaluate import INTERPOLATIONS, make_lr, score
+from model.evaluate import INTERPOLATIONS, Score, make_lr, niqe_score, score
 from model.registry import ModelRegistry
 
 INTERPOLATION_LABELS = {"nearest": "Nearest", "bilinear": "Bilinear", "bicubic": "Bicubic"}
 SSIM_WINDOW = 11
+# Which way each score is better, as the JSON states it.
+BETTER = {"psnr": "higher", "ssim": "higher", "niqe": "lower"}
+MOSAIC_COLUMNS = 3
+MOSAIC_GAP = 8
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,8 @@ class Comparison:
     hr: np.ndarray  # H x W x 3 (or H x W for gray) uint8, cropped to a multiple of the scale
     lr: np.ndarray  # the degraded input, RGB uint8
     outputs: Mapping[str, np.ndarray]  # method -> RGB uint8 at HR size
-    scores: Mapping[str, tuple[float, float]]  # method -> (PSNR dB, SSIM)
+    scores: Mapping[str, Score]  # method -> its scores against the original, in the plan's order
+    original_niqe: tuple[float | None, str | None]  # the original's NIQE, or None and why
 
 
 def ground_truth(decoded: DecodedImage, plan: Plan) -> np.ndarray:
@@ -80,14 +87,31 @@ def interpolate_all(lr: np.ndarray, plan: Plan) -> dict[str, np.ndarray]:
     return {name: method(lr, plan.scale) for name, method in INTERPOLATIONS.items()}
 
 
-def assemble(plan: Plan, hr: np.ndarray, lr: np.ndarray, outputs: Mapping[str, np.ndarray]) -> Comparison:
-    """Score every method's output against the HR, in the plan's order."""
-    ordered = {name: outputs[name] for name in plan.labels}
-    scores = {}
-    for name, sr in ordered.items():
-        s = score(sr, hr, plan.scale)
-        scores[name] = (s.psnr, s.ssim)
-    return Comparison(plan=plan, hr=hr, lr=lr, outputs=ordered, scores=scores)
+def score_method(sr: np.ndarray, hr: np.ndarray, plan: Plan) -> Score:
+    """One method's output scored against the HR by the protocol (NIQE with the same border crop)."""
+    return score(sr, hr, plan.scale)
+
+
+def original_niqe(hr: np.ndarray, plan: Plan) -> tuple[float | None, str | None]:
+    """The original's NIQE with the protocol's border crop: what the methods' NIQE is read against."""
+    return niqe_score(hr, plan.scale)
+
+
+def assemble(plan: Plan, hr: np.ndarray, lr: np.ndarray, outputs: Mapping[str, np.ndarray],
+             scores: Mapping[str, Score] | None = None,
+             reference: tuple[float | None, str | None] | None = None) -> Comparison:
+    """Every method's output and scores in the plan's order. `scores` and the original's NIQE
+    (`reference`) are computed here unless given: the service computes each as its own host-pool job."""
+    if scores is None:
+        scores = {name: score_method(outputs[name], hr, plan) for name in plan.labels}
+    return Comparison(
+        plan=plan,
+        hr=hr,
+        lr=lr,
+        outputs={name: outputs[name] for name in plan.labels},
+        scores={name: scores[name] for name in plan.labels},
+        original_niqe=original_niqe(hr, plan) if reference is None else reference,
+    )
 
 
 def _png_data_uri(array: np.ndarray) -> str:
@@ -96,26 +120,38 @@ def _png_data_uri(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def to_json(comparison: Comparison) -> dict[str, Any]:
-    """The /compare JSON body: sizes, and per method its scores and image as a PNG data URI."""
+    """The /compare JSON body: sizes, which way each score is better, the original's NIQE, and per method
+    its scores and image as a PNG data URI. A NIQE the image is too small or flat for is null, and its
+    `..._unavailable` key says why (null otherwise)."""
     hr, lr, scale = comparison.hr, comparison.lr, comparison.plan.scale
+    reference, reference_unavailable = comparison.original_niqe
     return {
         "scale": scale,
         "original_size": {"width": hr.shape[1], "height": hr.shape[0]},
         "input_size": {"width": lr.shape[1], "height": lr.shape[0]},
         "protocol": f"bicubic x{scale} degradation (MATLAB imresize); PSNR/SSIM on Y (BT.601), "
-        f"{scale}-pixel border crop",
+        f"{scale}-pixel border crop; NIQE (no reference, lower is better) with the same crop",
+        "better": BETTER,
+        "original_niqe": _rounded(reference),
+        "original_niqe_unavailable": reference_unavailable,
         "input": _png_data_uri(lr),
         "original": _png_data_uri(hr),
         "methods": [
             {
                 "name": name,
                 "label": comparison.plan.labels[name],
-                "psnr": round(psnr, 3),
-                "ssim": round(ssim, 4),
+                "psnr": round(s.psnr, 3),
+                "ssim": round(s.ssim, 4),
+                "niqe": _rounded(s.niqe),
+                "niqe_unavailable": s.niqe_unavailable,
                 "image": _png_data_uri(comparison.outputs[name]),
             }
-            for name, (psnr, ssim) in comparison.scores.items()
+            for name, s in comparison.scores.items()
         ],
     }
 
@@ -126,29 +162,59 @@ def json_bytes(comparison: Comparison) -> bytes:
     return json.dumps(to_json(comparison), separators=(",", ":")).encode()
 
 
-def render_mosaic(comparison: Comparison, columns: int = 3) -> bytes:
-    """One PNG: each method and the original side by side, each labelled with its PSNR/SSIM."""
+def _niqe_caption(value: float | None) -> str:
+    return "NIQE n/a: too small or flat" if value is None else f"NIQE {value:.2f} (lower is better)"
+
+
+def captions(comparison: Comparison) -> list[tuple[str, str, str]]:
+    """Each mosaic panel's title, PSNR/SSIM line and NIQE line: the methods, then the original."""
+    labels = comparison.plan.labels
+    lines = [
+        (labels[name], f"{s.psnr:.2f} dB / SSIM {s.ssim:.4f}", _niqe_caption(s.niqe))
+        for name, s in comparison.scores.items()
+    ]
+    lines.append(("Original", "reference for PSNR / SSIM", _niqe_caption(comparison.original_niqe[0])))
+    return lines
+
+
+def _mosaic_font_size(width: int) -> int:
+    return max(12, min(28, width // 14))
+
+
+def _caption_height(font_size: int) -> int:
+    return int(font_size * 1.2) * 3 + font_size // 2  # title, PSNR/SSIM, NIQE
+
+
+def mosaic_size(height: int, width: int, panels: int) -> tuple[int, int]:
+    """The mosaic's (width, height) for `panels` panels of height x width: whole rows of cells, each a
+    panel, its caption and a gap (what `app.limits.cost` reserves for its canvas)."""
+    rows = -(-panels // MOSAIC_COLUMNS)
+    caption = _caption_height(_mosaic_font_size(width))
+    return (MOSAIC_COLUMNS * (width + MOSAIC_GAP) + MOSAIC_GAP,
+            rows * (height + caption + MOSAIC_GAP) + MOSAIC_GAP)
+
+
+def render_mosaic(comparison: Comparison) -> bytes:
+    """One PNG: each method and the original side by side, each labelled with its PSNR/SSIM and NIQE.
+    From 168 pixels wide up, every caption fits under its panel."""
     hr = comparison.hr
     height, width = hr.shape[:2]
-    font_size = max(12, min(28, width // 14))
+    font_size = _mosaic_font_size(width)
     font = ImageFont.load_default(size=font_size)
-    label_h = int(font_size * 2.6)
-    labels, scores = comparison.plan.labels, comparison.scores
-    panels: list[tuple[np.ndarray, str, str]] = [
-        (img, labels[name], f"{scores[name][0]:.2f} dB / {scores[name][1]:.4f}")
-        for name, img in comparison.outputs.items()
-    ]
-    panels.append((np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr, "Original", "PSNR / SSIM"))
-    rows = -(-len(panels) // columns)
-    gap = 8
-    canvas = Image.new("RGB", (columns * (width + gap) + gap, rows * (height + label_h + gap) + gap), "white")
+    line_h = int(font_size * 1.2)
+    original = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
+    images = [*(comparison.outputs[name] for name in comparison.scores), original]
+    panels = list(zip(images, captions(comparison), strict=True))
+    canvas = Image.new("RGB", mosaic_size(height, width, len(panels)), "white")
     draw = ImageDraw.Draw(canvas)
-    for i, (img, title, numbers) in enumerate(panels):
-        x = gap + (i % columns) * (width + gap)
-        y = gap + (i // columns) * (height + label_h + gap)
+    cell_h = height + _caption_height(font_size) + MOSAIC_GAP
+    for i, (img, lines) in enumerate(panels):
+        x = MOSAIC_GAP + (i % MOSAIC_COLUMNS) * (width + MOSAIC_GAP)
+        y = MOSAIC_GAP + (i // MOSAIC_COLUMNS) * cell_h
         canvas.paste(Image.fromarray(img), (x, y))
-        draw.text((x + 4, y + height + 2), title, fill="black", font=font)
-        draw.text((x + 4, y + height + 2 + int(font_size * 1.2)), numbers, fill=(60, 60, 60), font=font)
+        for n, text in enumerate(lines):
+            draw.text((x + 4, y + height + 2 + n * line_h), text, fill="black" if n == 0 else (60, 60, 60),
+                      font=font)
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -45,14 +45,17 @@ CASES = {
     "png rgb8 /compare json": ("png", "RGB", "compare-json"),
     "png rgba16 /compare image": ("png", "rgba16", "compare-image"),
     "png rgb8 64-high strip /compare json": ("png", "RGB-strip", "compare-json"),
+    "png rgb8 104-high strip /compare json": ("png", "RGB-niqestrip", "compare-json"),
 }
 
 
 def make_input(fmt: str, mode: str, side: int) -> bytes:
     """A `side`-square image in `mode`; "-noise" makes it incompressible (the largest encoded size),
-    "-strip" makes it 64 pixels high with as many pixels (the largest resize matrices for /compare)."""
+    "-strip" makes it 64 pixels high with as many pixels (the largest resize matrices for /compare),
+    "-niqestrip" 104 (the lowest that NIQE scores: its half-size resize has the largest matrices)."""
     mode, _, variant = mode.partition("-")
-    height, width = (64, side * side // 64) if variant == "strip" else (side, side)
+    strip_height = {"strip": 64, "niqestrip": 104}.get(variant)
+    height, width = (strip_height, side * side // strip_height) if strip_height else (side, side)
     rng = np.random.default_rng(5)
     rgb = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) if variant == "noise"
            else natural_like_image(height, width, 5))

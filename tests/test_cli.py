@@ -60,6 +60,8 @@ def test_compare_writes_the_mosaic_and_prints_scores(
     body = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in body["methods"]] == ["nearest", "bilinear", "bicubic", "srresnet", "srgan"]
     assert all("image" not in m for m in body["methods"])
+    assert body["better"]["niqe"] == "lower"
+    assert all(m["niqe"] is None and "96x96" in m["niqe_unavailable"] for m in body["methods"])  # 40 high
     with Image.open(mosaic) as img:
         assert img.width > 3 * 44
 

@@ -154,6 +154,12 @@ def test_compare_shows_five_methods_and_the_original_with_scores_and_a_shared_zo
         assert 0 < psnr < 100 and -1 <= ssim <= 1
         assert panel.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]") == [48, 40]
     assert page.locator(".badge", has_text="best PSNR").count() >= 1
+    # 40 pixels high: under NIQE's two 96x96 patches, each panel says n/a and, on hover, why.
+    for name in (*METHODS, "original"):
+        niqe = page.locator(f'.panel[data-method="{name}"] .niqe')
+        assert niqe.locator("b").text_content() == "n/a"
+        assert niqe.get_attribute("title").startswith("NIQE needs two 96x96 patches")
+    assert page.locator(".badge", has_text="best NIQE").count() == 0
 
     box = page.locator('.panel[data-method="srgan"] .viewport').bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.3)
@@ -163,6 +169,29 @@ def test_compare_shows_five_methods_and_the_original_with_scores_and_a_shared_zo
         [i.style.width, i.style.left, i.style.top])""")
     assert len(geometry) == 6 and all(g == geometry[0] for g in geometry), geometry
     assert float(geometry[0][0].removesuffix("px")) > box["width"] * 1.5
+
+
+def test_compare_shows_each_niqe_labelled_lower_is_better(page: Any) -> None:
+    choose_file(page, "scene.png", png_bytes(natural_like_image(112, 208, seed=4)))  # two NIQE patches
+    with page.expect_response(lambda r: "/compare" in r.url) as compared:
+        page.click("#btn-compare")
+    body = compared.value.json()
+    page.wait_for_selector("#compare-result:not([hidden]) .panel")
+
+    assert "NIQE measures how natural an image looks" in page.text_content("#cmp-legend")
+    assert "lower is better" in page.text_content("#cmp-legend")
+    shown = {name: (m["niqe"], page.locator(f'.panel[data-method="{name}"] .niqe'))
+             for name, m in ((m["name"], m) for m in body["methods"])}
+    shown["original"] = (body["original_niqe"], page.locator('.panel[data-method="original"] .niqe'))
+    for name, (value, niqe) in shown.items():
+        assert isinstance(value, float), name
+        assert niqe.locator("b").text_content() == f"{value:.2f}"
+        assert niqe.get_attribute("title") == "NIQE: lower is better"
+        assert niqe.text_content().endswith("(lower is better)")  # read out by screen readers
+    lowest = min(body["methods"], key=lambda m: m["niqe"])["name"]
+    badged = page.locator(".panel", has=page.locator(".badge", has_text="best NIQE"))
+    assert badged.count() == 1 and badged.get_attribute("data-method") == lowest
+    assert "lower is better" in page.text_content(".explain dl")
 
 
 def test_errors_are_explained(page: Any) -> None:

@@ -6,15 +6,18 @@ import asyncio
 import contextvars
 import os
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from app.errors import HostBusy, MemoryBudgetExceeded, TooLarge
-from app.limits import container
+from app.limits import container, cost
 from app.limits.budget import MIB, MemoryBudget
 from app.limits.pool import HostPool
 from bench import memory_cost
+from model.niqe import niqe
+from model.synthetic import natural_like_image
 
 # --- memory budget -------------------------------------------------------------------------------------
 
@@ -173,9 +176,30 @@ def test_resident_and_available_memory_are_read_from_proc() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["png rgba16 -> png", "png rgba8 -> webp", "png rgb8 64-high strip /compare json"],
+    ["png rgba16 -> png", "png rgba8 -> webp", "png rgb8 64-high strip /compare json",
+     "png rgb8 104-high strip /compare json"],
 )
 def test_the_estimate_is_above_the_measured_peak(case: str) -> None:
     """Each case runs in its own process, its peak resident memory counted from before decoding."""
     result = memory_cost.measure(case, side=384)
     assert result["estimate"] >= result["peak"], result
+
+
+@pytest.mark.parametrize(("height", "width"), [(256, 256), (104, 2000), (2000, 110)])
+def test_niqe_bytes_bound_what_niqe_allocates(height: int, width: int) -> None:
+    """Its half-size resize's matrices grow with the square of the long side: an elongated image's rule."""
+    image = natural_like_image(height, width, seed=1)
+    niqe(image[:200, :200], crop_border=4)  # the pristine model and the shape table, loaded once for good
+    tracemalloc.start()
+    try:
+        niqe(image, crop_border=4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= cost.niqe_bytes(height, width, 4) <= 1.5 * peak + MIB
+
+
+def test_no_niqe_bytes_for_an_image_niqe_does_not_score() -> None:
+    assert cost.niqe_bytes(103, 10_000, 4) == 0  # under one patch high
+    assert cost.niqe_bytes(150, 150, 4) == 0  # one patch
+    assert cost.niqe_bytes(104, 200, 4) > 0

@@ -116,7 +116,8 @@ async def test_compare_stops_at_the_stage_where_its_client_left_and_returns_its_
     tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     later_stages: list[str] = []
-    monkeypatch.setattr(comparison, "assemble", lambda *args: later_stages.append("assemble"))
+    for stage in ("score_method", "original_niqe", "assemble"):
+        monkeypatch.setattr(comparison, stage, lambda *args, stage=stage: later_stages.append(stage))
     async with running_client(tiny_weights_dir) as client:
         app = client.app  # type: ignore[attr-defined]
         engine = service_of(client).engine

@@ -16,15 +16,19 @@ against this estimate for each kind of image (docs/BENCHMARKS.md, "Memory per re
   (as large as the raw pixels for an incompressible image, twice while it is joined); WebP's encoder
   adds its own ARGB and YUV planes.
 - /compare: the original, its reduction, every method's output, the dense MATLAB-resize matrices (an
-  elongated image makes them large), the float64 temporaries of resizing and scoring, and the JSON's
-  data URIs or the mosaic.
+  elongated image makes them large), the float64 temporaries of resizing and scoring, NIQE's (its
+  half-size luminance is another MATLAB resize, of larger matrices than the reduction's), and the JSON's
+  data URIs or the mosaic. One image is scored at a time.
 """
 
 from __future__ import annotations
 
 import math
 
+from app.comparison import mosaic_size
 from app.imaging.header import ImageHeader
+from model.evaluate import niqe_patches
+from model.niqe import PATCH as NIQE_PATCH
 from model.tiling import TileGrid
 
 MIB = 1 << 20
@@ -42,6 +46,9 @@ PILLOW_BYTES_PER_PIXEL = 4
 # products, round, clip: four RGB arrays) and while scoring against it (Y planes, SSIM's statistics).
 RESIZE_FLOATS_PER_PIXEL = 12
 SCORE_FLOATS_PER_PIXEL = 12
+# float64 values per pixel alive at once in NIQE (the RGB copy and sums that make its luminance, then
+# the MSCN filter's padded copy, passes and statistics), besides its half-size resize's matrices.
+NIQE_FLOATS_PER_PIXEL = 6
 # base64 is 4/3 of the PNG it encodes; the data URIs, the JSON text and its bytes each hold them.
 JSON_COPIES = 3
 
@@ -93,10 +100,23 @@ def compare_bytes(header: ImageHeader, *, upload_bytes: int, plan_models: int, s
         header.pixels * (12 + 8 * (3 + alpha) * b),  # decoding
         matrices + 8 * RESIZE_FLOATS_PER_PIXEL * pixels,
         8 * SCORE_FLOATS_PER_PIXEL * pixels,
+        niqe_bytes(height, width, scale),
         JSON_COPIES * (methods + 2) * 4 * pixels,  # PNG data URIs of every method, the original and input
-        (methods + 1) * pixels * (PILLOW_BYTES_PER_PIXEL + 2 * 3),  # mosaic canvas and its PNG
+        math.prod(mosaic_size(height, width, methods + 1)) * (PILLOW_BYTES_PER_PIXEL + 2 * 3),  # and PNG
     )
     return BASE_BYTES + math.ceil(MARGIN * (held + transient))
+
+
+def niqe_bytes(height: int, width: int, crop_border: int) -> int:
+    """NIQE's peak for one height x width image: float64 temporaries over the image inside the border crop,
+    and the matrices that halve its whole 96x96 patches (out x in float64 per axis); none when it has
+    under two patches."""
+    rows, cols = niqe_patches(height, width, crop_border)
+    if rows * cols < 2:
+        return 0
+    patch_h, patch_w = rows * NIQE_PATCH, cols * NIQE_PATCH
+    matrices = 8 * (patch_h * -(-patch_h // 2) + patch_w * -(-patch_w // 2))
+    return matrices + 8 * NIQE_FLOATS_PER_PIXEL * (height - 2 * crop_border) * (width - 2 * crop_border)
 
 
 def _padded_bytes(header: ImageHeader, tile: int, pad: int) -> int:

@@ -1,4 +1,5 @@
-"""POST /compare: the talk's slide. The upload is the ground truth; every method restores its reduction."""
+"""POST /compare: the talk's slide. The upload is the ground truth; every method restores its reduction
+and is scored with PSNR/SSIM (higher is better) and NIQE (lower is better)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ T = TypeVar("T")
     responses={
         200: {
             "content": {"application/json": {}, "image/png": {}},
-            "description": "scores and images per method, or the labelled mosaic",
+            "description": "per method its PSNR/SSIM (higher is better), NIQE (lower is better; null with "
+            "`niqe_unavailable` saying why for an image under two 96x96 patches) and image, the "
+            "original's NIQE, and `better` naming each score's direction; or the labelled mosaic",
         }
     },
     summary="Compare the interpolations and every registered model against the uploaded original",
@@ -80,7 +83,12 @@ async def compare_methods(
                     job.cancel()
                 await asyncio.gather(interpolation, *models, return_exceptions=True)
             outputs = {**interpolated, **dict(zip(plan.models, restored, strict=True))}
-            comparison = await run(methods.assemble, plan, hr, lr, outputs)
+            # One host job per image, one after another: a megapixel's NIQE takes about a second, so other
+            # requests' stages get a thread in between, and only one image's scoring temporaries exist at
+            # a time (what the reservation counts).
+            scores = {name: await run(methods.score_method, outputs[name], hr, plan) for name in plan.labels}
+            reference = await run(methods.original_niqe, hr, plan)
+            comparison = methods.assemble(plan, hr, lr, outputs, scores, reference)
             render = methods.render_mosaic if output == "image" else methods.json_bytes
             return await run(render, comparison), lr.shape[0] * lr.shape[1], hr.shape[0] * hr.shape[1]
 
