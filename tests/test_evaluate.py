@@ -67,7 +67,7 @@ def test_eval_cli_json_and_table_give_the_mean_niqe_of_the_outputs(
 
     assert main(["eval", "--data", str(tmp_path), "--method", "bicubic"]) == 0
     header, legend, line = capsys.readouterr().out.splitlines()
-    assert header.split()[-1] == "NIQE" and "NIQE (lower is better)" in legend
+    assert header.endswith("  NIQE (lower is better)") and "NIQE: naturalness without a reference" in legend
     assert "PSNR, SSIM: higher is better" in legend and "closer to 1.0 is better" in legend
     assert line.split()[-1] == f"{expected:.3f}"
     assert line.split()[:2] == [tmp_path.name, "bicubic"]

@@ -83,9 +83,10 @@ def _register_eval(commands: Subparsers, registry: ModelRegistry, settings: Sett
 
 # The text table's columns, and which way each is better.
 EVAL_HEADER = (
-    f"{'dataset':10s} {'method':12s} scale {'n':>5s} {'PSNR dB':>8s} {'SSIM':>7s} {'grad SR/HR':>11s}  NIQE\n"
+    f"{'dataset':10s} {'method':12s} scale {'n':>5s} {'PSNR dB':>8s} {'SSIM':>7s} {'grad SR/HR':>11s}  "
+    "NIQE (lower is better)\n"
     "PSNR, SSIM: higher is better; grad (gradient energy SR / original): closer to 1.0 is better; "
-    "NIQE (lower is better): naturalness, no reference"
+    "NIQE: naturalness without a reference, lower is better"
 )
 JSON_KEYS = ("dataset", "method", "scale", "n_images", "psnr", "ssim", "gradient_ratio", "niqe")
 
