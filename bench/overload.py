@@ -9,8 +9,14 @@ open-loop (Poisson) at factor x capacity for `--duration-s`. Targets:
 - accepted requests finish within their deadline (SRGAN_REQUEST_TIMEOUT_S): no 504s, max latency below it;
 - goodput under overload stays near capacity (no congestion collapse).
 
+The outcomes are also counted per image size (`by_size`): with sizes of very different cost, which ones
+admission lets in, and which of those are late. `--repo` serves another checkout (a `git worktree`, for
+a before/after comparison) with this script's client.
+
     python -m bench.overload                     # full model, CPU settings
     python -m bench.overload --tiny --probe-s 5 --duration-s 8   # dry run
+    python -m bench.overload --tile 96 --pad 12 --sizes 32x32,32x32,32x32,192x192 --deadline-s 20 \
+        --repo /tmp/before                       # small and large images at the service's tiling
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import closed_loop, make_payloads, open_loop, summarize
+from bench.loadgen import Outcome, closed_loop, make_payloads, open_loop, summarize
 from bench.serving import (
     REPO,
     Server,
-    bench_server,
     emit,
     machine,
     mean_batch_fill,
@@ -34,7 +42,23 @@ from bench.serving import (
     percentiles,
     probe_concurrency,
     scrape,
+    server_env,
+    write_tiny_weights,
 )
+
+
+def by_size(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
+    """Per image size (WxH): the count of every status and the slowest success (ms)."""
+    sizes: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        sizes.setdefault(f"{outcome.payload.width}x{outcome.payload.height}", []).append(outcome)
+    return {
+        size: {
+            "status_counts": dict(sorted(Counter(str(o.status) for o in group).items())),
+            "ok_latency_ms_max": max((o.latency_s * 1000 for o in group if o.status == 200), default=None),
+        }
+        for size, group in sorted(sizes.items())
+    }
 
 
 def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
@@ -88,6 +112,7 @@ def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         "capacity_probe": probe,
         "offered_rate": rate,
         "overload": summary,
+        "by_size": by_size(outcomes),
         "refusal_latency_ms": percentiles(refused_ms),
         "refusal_latency_ms_max": max(refused_ms, default=None),
         "refusals_within_50ms": sum(ms <= 50 for ms in refused_ms) / len(refused_ms) if refused_ms else None,
@@ -116,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-s", type=float, default=20.0, help="capacity probe duration (default 20)")
     parser.add_argument("--duration-s", type=float, default=30.0, help="overload duration (default 30)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repo", type=Path, default=REPO, help="checkout to serve (default: this one)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    with bench_server(args) as server:
-        result = measure(server, args)
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = write_tiny_weights(Path(tmp)) if args.tiny else args.weights
+        with Server(server_env(args, weights), repo=args.repo) as server:
+            result = measure(server, args)
     result = {"machine": machine(), "settings": {k: str(v) for k, v in vars(args).items()}, **result}
     emit(result, args.json)
     return 0 if all(result["checks"].values()) else 1
