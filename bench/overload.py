@@ -1,7 +1,8 @@
 """Overload: offered load at `--factor` (default 3) x capacity. Does the service shed load cleanly?
 
 Against a real `srgan serve` on loopback: first the capacity is measured (closed loop, 2 x max_batch
-but at least 4 concurrent requests, for `--probe-s`; or given with `--capacity`), then requests arrive
+but at least 4 concurrent requests, for `--probe-s`; or given with `--capacity`, and then each payload is
+sent once, one after another, so that admission starts from a measured rate), then requests arrive
 open-loop (Poisson) at factor x capacity for `--duration-s`. Targets:
 
 - no 500s and no transport errors;
@@ -30,7 +31,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import Outcome, closed_loop, make_payloads, open_loop, summarize
+import httpx
+
+from bench.loadgen import Outcome, Payload, closed_loop, make_payloads, open_loop, summarize
 from bench.serving import (
     REPO,
     Server,
@@ -61,11 +64,24 @@ def by_size(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
     }
 
 
+async def warm_up(url: str, payloads: Sequence[Payload], timeout_s: float) -> list[int]:
+    """Each payload once, one after another; their statuses."""
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        statuses = []
+        for payload in payloads:
+            files = {"image": ("image.png", payload.data, "image/png")}
+            statuses.append((await client.post(f"{url}/upscale{payload.query}", files=files)).status_code)
+        return statuses
+
+
 def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     payloads = make_payloads(parse_sizes(args.sizes), args.tile)
     capacity = args.capacity
     probe = None
-    if capacity is None:
+    warmup = None
+    if capacity is not None:
+        warmup = asyncio.run(warm_up(server.url, payloads, args.deadline_s + 30))
+    else:
         outcomes, start = asyncio.run(
             closed_loop(
                 server.url,
@@ -110,6 +126,7 @@ def measure(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "capacity_images_per_s": capacity,
         "capacity_probe": probe,
+        "warmup_statuses": warmup,
         "offered_rate": rate,
         "overload": summary,
         "by_size": by_size(outcomes),
