@@ -76,6 +76,7 @@ RUN site=$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
  && mv /stage/model/weights "/out/weights$site/model/" \
  && ls "/out/weights$site/model/weights/srgan_x4.safetensors" \
        "/out/weights$site/model/weights/srresnet_x4.safetensors" \
+       "/out/weights$site/model/weights/srgan_real_x4.safetensors" \
  && mv /stage/bin/* /out/code/opt/venv/bin/ \
  && rmdir /stage/bin \
  && mv /stage/* "/out/code$site/"

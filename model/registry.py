@@ -111,6 +111,8 @@ REGISTRY = ModelRegistry(
                   "Faithful and smoother; highest PSNR."),
         ModelSpec("srgan", "SRGAN", "srgan-generator", 4, "srgan_x4.safetensors", 12,
                   "Sharp, photo-like texture (adversarial training)."),
+        ModelSpec("srgan-real", "SRGAN-real", "srgan-generator", 4, "srgan_real_x4.safetensors", 12,
+                  "For real photos: removes JPEG blocks, noise and blur while it upscales."),
     ],
     default="srgan",
 )

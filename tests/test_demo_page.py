@@ -24,7 +24,7 @@ from tests.live_server import live_server
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-METHODS = ("nearest", "bilinear", "bicubic", "srresnet", "srgan")
+METHODS = ("nearest", "bilinear", "bicubic", "srresnet", "srgan", "srgan-real")
 TIMEOUT_MS = 60_000  # two shared CPUs: the first request also pays for compilation and warm caches
 
 
@@ -140,7 +140,7 @@ def test_upscale_shows_a_x4_result_with_a_keyboard_slider_and_a_download(page: A
     assert zoomed[0][1], "the input must be enlarged with nearest neighbour (image-rendering: pixelated)"
 
 
-def test_compare_shows_five_methods_and_the_original_with_scores_and_a_shared_zoom(page: Any) -> None:
+def test_compare_shows_every_method_and_the_original_with_scores_and_a_shared_zoom(page: Any) -> None:
     choose_file(page, "scene.png", png_bytes(natural_like_image(40, 48, seed=4)))
     page.click("#btn-compare")
     page.wait_for_selector("#compare-result:not([hidden]) .panel")
@@ -167,7 +167,7 @@ def test_compare_shows_five_methods_and_the_original_with_scores_and_a_shared_zo
     page.wait_for_function("document.querySelector('#cmp-grid .viewport').classList.contains('zoomed')")
     geometry = page.eval_on_selector_all("#cmp-grid .viewport img", """imgs => imgs.map(i =>
         [i.style.width, i.style.left, i.style.top])""")
-    assert len(geometry) == 6 and all(g == geometry[0] for g in geometry), geometry
+    assert len(geometry) == len(METHODS) + 1 and all(g == geometry[0] for g in geometry), geometry
     assert float(geometry[0][0].removesuffix("px")) > box["width"] * 1.5
 
 

@@ -12,7 +12,7 @@ from model.niqe import niqe
 from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, decode, png_bytes, running_client, upload
 
-METHODS = ["nearest", "bilinear", "bicubic", "srresnet", "srgan"]
+METHODS = ["nearest", "bilinear", "bicubic", "srresnet", "srgan", "srgan-real"]
 TOO_SMALL_FOR_NIQE = (
     "NIQE needs two 96x96 patches inside the 4-pixel border crop, so at least 200x104 or 104x200 pixels; "
     "got 40x48"
