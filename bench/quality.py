@@ -3,7 +3,8 @@ a texture measure and a crop.
 
 Runs `srgan eval` logic (MATLAB bicubic degradation, Y-channel PSNR/SSIM, `scale`-pixel border crop) on
 Set5 and Set14, prints a markdown table beside Ledig et al. 2017's Table 2, and writes a side-by-side
-crop of one image (bicubic / each model / original) so the texture difference can be seen. PSNR and SSIM:
+crop of one image (bicubic / each model / original, from the clean reduction and from its JPEG) so the
+texture difference can be seen. PSNR and SSIM:
 higher is better; the gradient-energy ratio SR / HR: closer to 1.0 is better; NIQE of the output (no
 reference, `model/niqe.py`): lower is better.
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from bench.quality_real import jpeg
 from model.evaluate import (
     INTERPOLATIONS,
     evaluate_generator,
@@ -88,25 +90,36 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# The figure's second row: the same crop from a JPEG of the reduced image, what most users have. Quality
+# 60 is the issue's case of a small web JPEG; bench.quality_real's JPEG sets score 50 and 75.
+FIGURE_JPEG_QUALITY = 60
+
+
 def crop_figure(image_path: Path, box: tuple[int, int, int, int], out: Path, zoom: int = 2) -> None:
     """Bicubic / each model of the default scale / original on one crop, nearest-enlarged so texture is
-    visible."""
+    visible: one row from the clean reduction, one from its JPEG."""
     hr = load_eval_image(image_path, SCALE)
-    lr = make_lr(hr, SCALE)
-    outputs = {"Bicubic": INTERPOLATIONS["bicubic"](lr, SCALE)}
-    for spec in REGISTRY:
-        if spec.scale == SCALE:
-            outputs[spec.label] = generator_method(_model(spec.name), spec.name)(lr, SCALE)
-    outputs["Original"] = hr
+    clean = make_lr(hr, SCALE)
+    inputs = {"clean input": clean, f"JPEG {FIGURE_JPEG_QUALITY} input": jpeg(clean, FIGURE_JPEG_QUALITY)}
+    models = {spec.label: generator_method(_model(spec.name), spec.name) for spec in REGISTRY
+              if spec.scale == SCALE}
     x, y, w, h = box
     font = ImageFont.load_default(size=18)
-    canvas = Image.new("RGB", (len(outputs) * (w * zoom + 6) + 6, h * zoom + 34), "white")
+    panel_w, row_h = w * zoom + 6, h * zoom + 58  # a title line above each row, captions below
+    columns = 2 + len(models)  # bicubic, the models, the original
+    canvas = Image.new("RGB", (columns * panel_w + 6, len(inputs) * row_h + 6), "white")
     draw = ImageDraw.Draw(canvas)
-    for i, (label, img) in enumerate(outputs.items()):
-        panel = Image.fromarray(np.ascontiguousarray(img[y : y + h, x : x + w]))
-        left = 6 + i * (w * zoom + 6)
-        canvas.paste(panel.resize((w * zoom, h * zoom), Image.Resampling.NEAREST), (left, 6))
-        draw.text((left + 2, h * zoom + 10), label, fill="black", font=font)
+    for row, (input_label, lr) in enumerate(inputs.items()):
+        outputs = {"Bicubic": INTERPOLATIONS["bicubic"](lr, SCALE)}
+        outputs |= {label: method(lr, SCALE) for label, method in models.items()}
+        outputs["Original"] = hr
+        draw.text((8, 6 + row * row_h), f"From the {input_label}:", fill="black", font=font)
+        top = 30 + row * row_h
+        for i, (label, img) in enumerate(outputs.items()):
+            panel = Image.fromarray(np.ascontiguousarray(img[y : y + h, x : x + w]))
+            left = 6 + i * panel_w
+            canvas.paste(panel.resize((w * zoom, h * zoom), Image.Resampling.NEAREST), (left, top))
+            draw.text((left + 2, top + h * zoom + 4), label, fill="black", font=font)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
 
