@@ -29,7 +29,6 @@ import numpy as np
 from PIL import Image
 
 from model.evaluate import INTERPOLATIONS, Method, evaluate_method, generator_method
-from model.niqe import niqe
 from model.registry import REGISTRY
 from model.weights import load_generator
 
@@ -60,15 +59,11 @@ CONDITIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def degraded(
-    method: Method, condition: Callable[[np.ndarray], np.ndarray], niqe_scores: list[float]
-) -> Method:
-    """`method` applied to the degraded LR; each output's NIQE is appended to `niqe_scores`."""
+def degraded(method: Method, condition: Callable[[np.ndarray], np.ndarray]) -> Method:
+    """`method` applied to the degraded LR."""
 
     def upscale(lr: np.ndarray, scale: int) -> np.ndarray:
-        sr = method(condition(lr), scale)
-        niqe_scores.append(niqe(sr, crop_border=scale))
-        return sr
+        return method(condition(lr), scale)
 
     return upscale
 
@@ -88,10 +83,7 @@ def run(folders: list[str], methods: list[str], conditions: list[str]) -> list[d
         method = resolve_method(name)
         for folder in folders:
             for condition in conditions:
-                niqe_scores: list[float] = []
-                result = evaluate_method(
-                    degraded(method, CONDITIONS[condition], niqe_scores), folder, SCALE, name
-                )
+                result = evaluate_method(degraded(method, CONDITIONS[condition]), folder, SCALE, name)
                 rows.append(
                     {
                         "dataset": result.dataset,
@@ -101,7 +93,7 @@ def run(folders: list[str], methods: list[str], conditions: list[str]) -> list[d
                         "psnr": round(result.psnr, 3),
                         "ssim": round(result.ssim, 4),
                         "gradient_ratio": round(result.gradient_ratio, 3),
-                        "niqe": round(float(np.mean(niqe_scores)), 3),
+                        "niqe": None if result.niqe is None else round(result.niqe, 3),
                     }
                 )
     return rows
@@ -115,7 +107,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in sorted(rows, key=lambda r: (r["dataset"] != "Set5", list(CONDITIONS).index(r["condition"]))):
         lines.append(
             f"| {r['dataset']} | {r['condition']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} "
-            f"| {r['gradient_ratio']:.3f} | {r['niqe']:.2f} |"
+            f"| {r['gradient_ratio']:.3f} | {'—' if r['niqe'] is None else format(r['niqe'], '.2f')} |"
         )
     return "\n".join(lines)
 
