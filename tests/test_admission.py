@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app.engine import Engine, admission
+from app.engine import Engine, admission, pipeline
 from app.engine import engine as engine_module
 from app.engine.admission import Admission, Throughput
 from app.errors import DeadlineExceeded, Overloaded, TooLarge
@@ -206,7 +206,8 @@ async def test_the_measured_rate_is_window_pixels_per_second_over_batches_of_mix
     # Every batch takes half a second of the engine's clock, whatever its windows: the rate is each
     # batch's window pixels over that, averaged with the newest batch weighing a fifth.
     now = [time.monotonic()]
-    monkeypatch.setattr(engine_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    for module in (engine_module, pipeline):
+        monkeypatch.setattr(module, "time", SimpleNamespace(monotonic=lambda: now[0]))
 
     class HalfSecond(FakeModel):
         def __call__(self, windows: np.ndarray) -> np.ndarray:

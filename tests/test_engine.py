@@ -483,7 +483,7 @@ async def test_a_batch_runs_past_the_stall_limit_only_once_it_is_exceeded(
     model.gate.clear()
     task = submit(engine, tagged(1, 4, 4))
     await until(model.entered.is_set)
-    started = engine._progress_at  # when the batch went to the worker
+    started = engine._liveness.progress_at  # when the batch went to the worker
     assert engine.stall_limit_s == 2.5  # nothing measured yet: the fill wait plus the floor
     assert engine.health_problem(now=started + 2.5) is None
     assert engine.health_problem(now=started + 2.75) == "a batch of 1 tiles has run for 2.8 s (limit 2.5 s)"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.engine.engine import default_in_flight
+from app.engine.pipeline import default_in_flight
 from model.inference import Upscaler
 from model.tiling import upscale_tiled, upscale_whole
 from tests.api_helpers import until

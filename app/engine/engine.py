@@ -1,4 +1,4 @@
-"""The engine's lifecycle and batch loop: every request's tiles share one queue and one device.
+"""The engine's lifecycle and its requests: every request's tiles share one queue and one device.
 
 An image becomes fixed-size low-resolution windows (`model.tiling`), so tiles of any image size, from
 any number of requests, batch together at one shape and device memory per batch is bounded; where a
@@ -6,20 +6,16 @@ batch holds one tile (the CPU default), each image's tiles are instead fitted to
 computed beyond the image and its context. A batch holds tiles of one model and one pixel dtype.
 
 Each image is uploaded to the model's device once, its windows are cut and its output pasted there, and
-one upscaled image is copied back (`worker`). The engine forms a batch only when the device can take
-it: while fewer than `max_in_flight` batches run (two on CUDA, so one computes while the host prepares
-the next; one on a CPU). A batch returns at most `max_batch` tiles and waits for more no longer than
-until its oldest tile has been queued for `max_wait_s`. Tiles are taken round-robin across the requests
-of one model and dtype, and models take turns (`queue`); what is let in is `admission`'s decision.
-Inference, padding and stitching run off the event loop.
+one upscaled image is copied back (`worker`). A batch is formed only when the device can take it
+(`pipeline`). Tiles are taken round-robin across the requests of one model and dtype, and models take
+turns (`queue`); what is let in is `admission`'s decision, and whether batches make progress is
+`liveness`'s. Inference, padding and stitching run off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import math
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,43 +24,16 @@ import numpy as np
 import torch
 
 from app.engine.admission import Admission
-from app.engine.queue import BatchKey, TileQueue, TileRequest
-from app.engine.worker import Batch, infer_batch, prepare
+from app.engine.liveness import Liveness
+from app.engine.pipeline import Pipeline, default_in_flight
+from app.engine.queue import TileQueue, TileRequest
+from app.engine.worker import prepare
 from app.errors import DeadlineExceeded, NotReady
 from app.telemetry import Metrics
 from model.inference import download
 from model.tiling import OOM_ERRORS, DeviceWindowModel, TileGrid, WindowModel, on_device
 
 logger = logging.getLogger(__name__)
-
-# Liveness: a batch may take this many times the measured batch time before the engine counts as stalled
-# (batch times vary with image mix, out-of-memory splits and CPU contention from decoding and encoding).
-STALL_BATCHES = 10
-
-
-def default_batch_size(device_type: str, configured: int | None = None) -> int:
-    """Tiles per device call: `configured` when set, else 8 on a GPU and 1 on a CPU.
-
-    A GPU runs a batch of 8 in about the time of one tile, but a CPU takes 8x as long (batching gains
-    nothing there: docs/BENCHMARKS.md, "Throughput, latency and batching"), so on a CPU a bigger batch only
-    makes a small image wait behind a large one's tiles.
-    """
-    if configured is not None:
-        return configured
-    return 8 if device_type == "cuda" else 1
-
-
-def default_in_flight(models: Mapping[str, DeviceWindowModel]) -> int:
-    """Batches on the device at once: 2 when every model is on CUDA, else 1.
-
-    With two, one batch computes on the GPU while the host cuts, launches and pastes the other, so the
-    GPU does not wait for host work; a CPU computes one batch with all its cores, and a second would
-    only contend for them. A model compiled for CUDA graphs gets 1: torch.compile's CUDA graphs are not
-    safe to replay from two threads (pytorch/pytorch#123177).
-    """
-    if all(m.device.type == "cuda" and not m.fixed_shape for m in models.values()):
-        return 2
-    return 1
 
 
 class Engine:
@@ -85,7 +54,7 @@ class Engine:
         metrics: where to report; a private instance if None.
         oom_errors: exceptions meaning "batch too large for device memory": the batch is split in halves.
         stall_timeout_s: liveness (`health_problem`): how long work may wait with no batch finishing, at
-            least; `STALL_BATCHES` measured batch times when that is longer.
+            least; `liveness.STALL_BATCHES` measured batch times when that is longer.
         max_in_flight: batches running at once; None: `default_in_flight`.
     """
 
@@ -108,30 +77,25 @@ class Engine:
             if not (isinstance(fn.scale, int) and fn.scale >= 1):
                 raise ValueError(f"model {name!r} has scale {fn.scale!r}; it must be a positive integer")
         self._models = {name: on_device(fn) for name, fn in models.items()}
-        self._max_in_flight = max_in_flight or default_in_flight(self._models)
+        max_in_flight = max_in_flight or default_in_flight(self._models)
         # One tile per batch: windows never share a batch, so each image's may have its own shape.
         self._fit = max_batch == 1 and not any(m.fixed_shape for m in self._models.values())
         self._tile, self._pad = tile, pad
-        self._max_batch, self._max_wait_s = max_batch, max_wait_s
-        self._metrics = metrics if metrics is not None else Metrics()
-        self._oom_errors = oom_errors
-        self._queue = TileQueue(on_depth=self._metrics.queue_depth.set)
+        self._max_batch, self._max_in_flight = max_batch, max_in_flight
+        metrics = metrics if metrics is not None else Metrics()
+        self._queue = TileQueue(on_depth=metrics.queue_depth.set)
         self._admission = Admission(max_queue_tiles=max_queue_tiles, tile=tile, pad=pad)
+        self._liveness = Liveness(max_wait_s=max_wait_s, stall_timeout_s=stall_timeout_s)
+        self._pipeline = Pipeline(self._models, self._queue, max_batch=max_batch, max_wait_s=max_wait_s,
+                                  max_in_flight=max_in_flight, metrics=metrics, oom_errors=oom_errors,
+                                  throughput=self._admission.throughput, liveness=self._liveness,
+                                  fail=self._fail)
         self._reserved = 0  # window pixels of admitted requests still being padded, not yet queued
         self._preparing = 0  # requests those pixels belong to
-        self._in_flight = 0  # tiles in the batches running
-        self._in_flight_pixels = 0  # their window pixels
-        self._running: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
-        self._batch_crashed: BaseException | None = None
-        self._last_batch_end = -math.inf
         self._live: set[TileRequest] = set()
-        self._arrived = asyncio.Event()
         self._accepting = False
         self._executor: ThreadPoolExecutor | None = None
         self._loop_task: asyncio.Task[None] | None = None
-        self._stall_timeout_s = stall_timeout_s
-        self._progress_at = -math.inf  # when the last batch started or finished (monotonic)
         self._stopped = False
 
     @property
@@ -149,43 +113,34 @@ class Engine:
 
     def health_problem(self, now: float | None = None) -> str | None:
         """Why the engine cannot make progress, or None: its batch loop ended without `stop`, or a batch has
-        run, or tiles have waited for one, longer than `stall_limit_s` (`now`: time.monotonic() by default).
-
-        Waiting counts from the later of the last batch's end and the oldest queued tile's arrival, so an
-        engine that was idle is not stalled the moment work arrives.
-        """
+        run, or tiles have waited for one, longer than `stall_limit_s` (`now`: time.monotonic() by default;
+        see `liveness`)."""
         task = self._loop_task
         if task is None or self._stopped:
             return None
         if task.done():
             error = None if task.cancelled() else task.exception()
             return f"the batch loop has stopped ({type(error).__name__ if error else 'cancelled'})"
-        now = time.monotonic() if now is None else now
-        if self._in_flight:
-            waited, what = now - self._progress_at, f"a batch of {self._in_flight} tiles has run for"
-        else:
-            arrivals = [r.enqueued_at for r in self._live if r.pending]
-            if not arrivals:
-                return None
-            waited = now - max(self._progress_at, min(arrivals))
-            what = f"{self._queue.depth} tiles have waited for a batch"
-        limit = self.stall_limit_s
-        return f"{what} {waited:.1f} s (limit {limit:.1f} s)" if waited > limit else None
+        return self._liveness.stall(
+            time.monotonic() if now is None else now, in_flight_tiles=self._pipeline.tiles,
+            queued_tiles=self._queue.depth, full_batch_s=self._full_batch_s(),
+            oldest_arrival=min((r.enqueued_at for r in self._live if r.pending), default=None))
 
     @property
     def stall_limit_s(self) -> float:
-        """How long work may wait with no batch finishing before the engine counts as stalled: the wait to
-        fill a batch, plus `stall_timeout_s` or `STALL_BATCHES` measured full-batch times if longer."""
-        full_batch = self._max_batch * self._admission.tile_pixels
-        expected = self._admission.throughput.seconds_for(full_batch) or 0.0
-        return self._max_wait_s + max(self._stall_timeout_s, STALL_BATCHES * expected)
+        """How long work may wait with no batch finishing before the engine counts as stalled."""
+        return self._liveness.stall_limit_s(self._full_batch_s())
+
+    def _full_batch_s(self) -> float | None:
+        """The measured time of a batch of `max_batch` full tiles; None before the first batch."""
+        return self._admission.throughput.seconds_for(self._max_batch * self._admission.tile_pixels)
 
     async def start(self) -> None:
         if self._loop_task is not None:
             raise RuntimeError("engine already started")
         # A thread per batch in flight: each waits for its own batch on the device.
         self._executor = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="srgan-engine")
-        self._loop_task = asyncio.create_task(self._batch_loop(), name="srgan-engine")
+        self._loop_task = asyncio.create_task(self._pipeline.run(self._executor), name="srgan-engine")
         self._loop_task.add_done_callback(self._loop_ended)
         self._accepting = True
 
@@ -207,7 +162,7 @@ class Engine:
         else:
             logger.info("drained %d requests", waiting)
         if self._loop_task is not None:
-            tasks = [self._loop_task, *self._running]
+            tasks = [self._loop_task, *self._pipeline.running]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -234,7 +189,7 @@ class Engine:
             raise NotReady("the engine is not accepting requests")
         grid = TileGrid(height, width, self._tile, self._pad, fit=self._fit)
         self._admission.check(grid.window_pixels, deadline, queued=self._queue.pixels + self._reserved,
-                              in_flight=self._in_flight_pixels, deadlines=(r.deadline for r in self._live),
+                              in_flight=self._pipeline.pixels, deadlines=(r.deadline for r in self._live),
                               request_id=request_id)
         return grid
 
@@ -265,7 +220,7 @@ class Engine:
                               len(grid))
         self._queue.put(request)
         self._live.add(request)
-        self._arrived.set()
+        self._pipeline.arrived()
         try:
             upscaled = await asyncio.wait_for(request.future, deadline - time.monotonic())
         except TimeoutError:
@@ -301,83 +256,3 @@ class Engine:
         self._accepting = False
         for request in list(self._live):
             self._fail(request, NotReady("the inference engine stopped"))
-
-    async def _batch_loop(self) -> None:
-        try:
-            await self._form_batches()
-        except asyncio.CancelledError:
-            if self._batch_crashed is not None:  # a batch's uncaught error ends the loop, as if raised in it
-                raise self._batch_crashed from None
-            raise
-
-    async def _form_batches(self) -> None:
-        while True:
-            if len(self._running) >= self._max_in_flight:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            key = self._queue.next_key()
-            if key is None:
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            until = self._queue.oldest(key) + self._max_wait_s
-            while 0 < self._queue.pending(key) < self._max_batch and (left := until - time.monotonic()) > 0:
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), left)
-                except TimeoutError:
-                    break
-            batch = self._queue.take(key, self._max_batch)
-            if batch:
-                # Until it ends, this key's batch is the most recent: every other key with tiles goes first.
-                self._queue.served(key, math.inf)
-                task = asyncio.create_task(self._run_batch(key, batch), name="srgan-batch")
-                self._running.add(task)
-                task.add_done_callback(self._batch_ended)
-
-    def _batch_ended(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        self._slot_freed.set()
-        if not task.cancelled() and (error := task.exception()) is not None and self._loop_task is not None:
-            self._batch_crashed = error
-            self._loop_task.cancel()
-
-    async def _run_batch(self, key: BatchKey, batch: Batch) -> None:
-        """Run one batch in the worker; a failure fails this batch's requests and nothing else."""
-        assert self._executor is not None
-        model, _ = key
-        started = time.monotonic()
-        for request, _tile in batch:
-            self._metrics.queue_wait.observe(started - request.enqueued_at)
-        self._metrics.batch_size.labels(model=model).observe(len(batch))
-        pixels = sum(request.window_pixels for request, _tile in batch)
-        self._in_flight += len(batch)
-        self._in_flight_pixels += pixels
-        self._progress_at = started
-        try:
-            run = functools.partial(infer_batch, self._models[model], model, batch,
-                                    oom_errors=self._oom_errors)
-            await asyncio.get_running_loop().run_in_executor(self._executor, run)
-        except Exception as error:
-            failed = {request for request, _tile in batch}
-            logger.error("batch of %d %s tiles failed (%s: %s); failing requests %s", len(batch), model,
-                         type(error).__name__, error, ", ".join(sorted(r.request_id for r in failed)))
-            for request in failed:
-                self._fail(request, error)
-            return
-        finally:
-            self._in_flight -= len(batch)
-            self._in_flight_pixels -= pixels
-            self._progress_at = time.monotonic()
-            self._queue.served(key, time.monotonic())
-        ended = time.monotonic()
-        self._metrics.batch_duration.labels(model=model).observe(ended - started)
-        # The device's time for this batch: with two in flight, it started on the device when the batch
-        # before it ended, not when it was sent.
-        self._admission.throughput.record(pixels, ended - max(started, self._last_batch_end))
-        self._last_batch_end = ended
-        for request, _tile in batch:
-            request.remaining -= 1
-            if request.remaining == 0 and not request.future.done():
-                request.future.set_result(request.output)
