@@ -58,7 +58,9 @@ def test_compare_writes_the_mosaic_and_prints_scores(
     mosaic = tmp_path / "cmp.png"
     assert main(["compare", str(image), "-o", str(mosaic), "--json", "--device", "cpu"]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert [m["name"] for m in body["methods"]] == ["nearest", "bilinear", "bicubic", "srresnet", "srgan", "srgan-real"]
+    assert [m["name"] for m in body["methods"]] == [
+        "nearest", "bilinear", "bicubic", "srresnet", "srgan", "srgan-real"
+    ]
     assert all("image" not in m for m in body["methods"])
     assert body["better"]["niqe"] == "lower"
     assert all(m["niqe"] is None and "96x96" in m["niqe_unavailable"] for m in body["methods"])  # 40 high

@@ -15,7 +15,7 @@ async def test_health_ready_models_and_docs(tiny_weights_dir: Path) -> None:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).status_code == 200
         models = (await client.get("/v1/models")).json()["models"]
-        assert {m["name"] for m in models} == {"srgan", "srresnet"}
+        assert {m["name"] for m in models} == {"srgan", "srresnet", "srgan-real"}
         for m in models:
             assert m["scale"] == 4 and m["device"] == "cpu" and m["dtype"] == "float32"
             assert m["tile_size"] == 16 and m["max_batch"] == 4
