@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     # Tiles per device call; None picks per device (`app.engine.default_batch_size`).
     max_batch: int | None = Field(None, ge=1, le=256)
     max_wait_ms: float = Field(5.0, ge=0, le=1000)  # how long a batch may wait to fill
-    max_queue_tiles: int = Field(512, ge=1)  # backpressure bound on queued tiles
+    # Backpressure bound on queued work, as the pixels of this many full (tile + 2 pad)² windows.
+    max_queue_tiles: int = Field(512, ge=1)
     request_timeout_s: float = Field(60.0, gt=0)
     drain_timeout_s: float = Field(30.0, ge=0)  # graceful shutdown: how long in-flight work may finish
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
