@@ -177,3 +177,21 @@ def test_realworld_pixel_stage_then_gan_with_the_effnet_perceptual_loss(
     assert not torch.equal(before, gan.generator.state_dict()["conv_first.weight"])
     _, gan_info = load_generator(second / "generator.safetensors")
     assert gan_info.training["content_loss"] == "effnet" and gan_info.training["gan_loss"] == "ragan"
+
+
+def test_srgan_train_runs_without_the_image_codecs(image_folder: Path, tmp_path: Path) -> None:
+    # scripts/gpu-train runs `app.cli train` on a GPU box that has torch but not the service's codecs:
+    # with imagecodecs unimportable, the command still trains and exports its generator.
+    argv = ["train", "--stage", "srresnet", "--data", str(image_folder), "--out", str(tmp_path),
+            "--iterations", "1", "--num-feat", "8", "--num-block", "1", "--batch-size", "2",
+            "--patch-size", "32", "--device", "cpu"]
+    script = (
+        "import sys; sys.modules['imagecodecs'] = None\n"
+        "from app.cli.main import main\n"
+        f"sys.exit(main({argv!r}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _, info = load_generator(tmp_path / "generator.safetensors")
+    assert info.training["iterations"] == 1

@@ -15,11 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from app import comparison as methods
 from app.errors import ServiceError
-from app.imaging.decode import read_image_file
-from app.imaging.encode import encode_image
-from app.imaging.image import finish_upscale, guess_format_from_name
 from app.settings import Settings
 from model.data import IMAGE_SUFFIXES
 from model.inference import Upscaler, resolve_device, resolve_dtype
@@ -93,7 +89,16 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+# The image codecs (libpng through imagecodecs among them) are imported by the commands that read images,
+# not when the parser is built: `srgan train` then runs where only torch and the training extra are
+# installed, as on the GPU box of scripts/gpu-train.
+
+
 def upscale_files(args: argparse.Namespace) -> int:
+    from app.imaging.decode import read_image_file
+    from app.imaging.encode import encode_image
+    from app.imaging.image import finish_upscale, guess_format_from_name
+
     files = _expand(args.inputs)
     if not files:
         print("srgan upscale: no input images found", file=sys.stderr)
@@ -132,6 +137,9 @@ def upscale_files(args: argparse.Namespace) -> int:
 
 
 def compare_file(args: argparse.Namespace) -> int:
+    from app import comparison as methods
+    from app.imaging.decode import read_image_file
+
     plan = methods.Plan.for_registry(args.registry)
     try:
         decoded = read_image_file(args.image, max_pixels=args.max_pixels)
