@@ -7,7 +7,7 @@
 # Installs nothing from a network (the GPU box has none). The box's image has torch with CUDA, numpy,
 # pillow, safetensors, httpx and prometheus-client, so every model section runs as is. The service
 # section (`srgan serve` on the GPU) also needs fastapi, uvicorn, pydantic(-settings), python-multipart
-# and pypng: run bench/gpu_wheels.sh here first and carry build/gpu-wheels; without it that section
+# and imagecodecs: run bench/gpu_wheels.sh here first and carry build/gpu-wheels; without it that section
 # records an import error and the rest still runs.
 #
 # Writes to $OUT: gpu_bench.json, gpu_bench.md (tables for docs/BENCHMARKS.md), env.txt, log.txt.
