@@ -12,7 +12,7 @@ from model.inference import Upscaler
 from model.metrics import psnr_y
 from model.registry import REGISTRY
 from model.synthetic import natural_like_image
-from model.tiling import TileGrid, upscale_tiled, upscale_whole
+from model.tiling import Tile, TileGrid, mirror_pad, run_windows, upscale_tiled, upscale_whole
 from model.weights import load_generator
 from tests.conftest import SHARED_DATASETS, tiny_generator
 
@@ -67,6 +67,58 @@ def test_a_one_pixel_side_is_mirrored_including_its_edge_pixel() -> None:
     padded = TileGrid(1, 4, tile=4, pad=2).pad_image(row)
     np.testing.assert_array_equal(padded[:, 2:6], np.repeat(row, 8, axis=0))
     np.testing.assert_array_equal(padded[2, 0:2], row[0, [1, 0]])
+
+
+def test_a_two_pixel_side_is_reflected_not_repeated() -> None:
+    """Two pixels are enough to reflect: rows (a b) pad to (b | a b | a), not (a | a b | b)."""
+    image = np.arange(2 * 3, dtype=np.uint8).reshape(2, 3)
+    np.testing.assert_array_equal(mirror_pad(image, ((1, 1), (1, 1))),
+                                  [[4, 3, 4, 5, 4], [1, 0, 1, 2, 1], [4, 3, 4, 5, 4], [1, 0, 1, 2, 1]])
+
+
+def test_a_single_channel_image_is_reflected_like_a_grey_one() -> None:
+    """The mirroring depends on the height and width only, never on the channels."""
+    grey = np.arange(3 * 4, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(mirror_pad(grey[..., None], ((2, 1), (1, 2)))[..., 0],
+                                  mirror_pad(grey, ((2, 1), (1, 2))))
+    np.testing.assert_array_equal(mirror_pad(grey, ((2, 1), (1, 2)))[:, 0], [9, 5, 1, 5, 9, 5])
+
+
+def test_tiles_are_numbered_and_placed_in_raster_order() -> None:
+    """Cores of `tile` pixels from the top left; the last row and column hold what is left."""
+    tiles = TileGrid(10, 13, tile=4, pad=2).tiles()
+    heights, widths = (4, 4, 2), (4, 4, 4, 1)
+    assert tiles == [Tile(r * 4 + c, 4 * r, 4 * c, heights[r], widths[c]) for r in range(3) for c in range(4)]
+
+
+def test_the_padded_image_is_the_pad_around_whole_tiles() -> None:
+    """Padded to whole tiles at the bottom and right (10 x 13 in tiles of 4: 12 x 16), plus the pad."""
+    image = np.arange(10 * 13 * 3, dtype=np.uint16).reshape(10, 13, 3)
+    padded = TileGrid(10, 13, tile=4, pad=2).pad_image(image)
+    np.testing.assert_array_equal(padded, mirror_pad(image, ((2, 4), (2, 5))))
+    assert padded.shape == (16, 20, 3)
+    assert TileGrid(9, 9, tile=4, pad=2, fit=True).pad_image(image[:9, :9]).shape == (13, 13, 3)
+
+
+def test_a_wrong_model_output_is_refused_with_what_it_returned() -> None:
+    windows = np.zeros((2, 3, 5, 3), np.uint8)
+    with pytest.raises(RuntimeError) as refused:
+        run_windows(lambda batch: batch, windows, scale=2)
+    assert str(refused.value) == ("the model returned (2, 3, 5, 3) uint8 for (2, 3, 5, 3) uint8, "
+                                  "expected (2, 6, 10, 3)")
+
+
+def test_the_context_names_a_wrong_output_after_an_out_of_memory_split() -> None:
+    def small_device(batch: np.ndarray) -> np.ndarray:
+        if len(batch) > 1:
+            raise MemoryError("fake: out of memory")
+        return batch.astype(np.uint16)
+
+    with pytest.raises(RuntimeError) as refused:
+        run_windows(small_device, np.zeros((2, 1, 1, 3), np.uint8), scale=1, oom_errors=(MemoryError,),
+                    context="model 'x4'")
+    assert str(refused.value) == ("the model returned (1, 1, 1, 3) uint16 for (1, 1, 1, 3) uint8, "
+                                  "expected (1, 1, 1, 3) (model 'x4')")
 
 
 def test_tiled_upscaling_runs_fixed_windows_four_at_a_time_and_reports_each_batch() -> None:
