@@ -1,0 +1,99 @@
+"""The image codec where mutation testing (scripts/mutation, docs/TESTING.md) found it unpinned: the names
+of the file types it refuses, the encoder's options and bounds, and exact pixel arithmetic at its edges."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.errors import InvalidParameter, UnsupportedFormat
+from app.imaging import encode, header, pixels
+from app.imaging.image import DecodedImage
+from model.synthetic import natural_like_image
+
+ACCEPTED = "send a PNG, JPEG or WebP image"
+
+
+@pytest.mark.parametrize(("data", "name"), [
+    (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", "AVIF"),
+    (b"\x00\x00\x00\x1cftypavis\x00\x00\x00\x00", "AVIF"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", "HEIF or MP4"),
+    (b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00", "HEIF or MP4"),
+    (b'\xef\xbb\xbf \n<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
+    (b"<!DOCTYPE html><html><body><SVG></SVG></body></html>", "SVG"),
+    (b"<!DOCTYPE html><html></html>", "HTML or XML"),
+    (b"<" + b" " * 508 + b"<svg", "HTML or XML"),  # "<svg" ends past the first 512 bytes, where we look
+])
+def test_known_file_types_we_do_not_take_are_named(data: bytes, name: str) -> None:
+    with pytest.raises(UnsupportedFormat) as refused:
+        header.sniff(data)
+    assert str(refused.value) == f"{name} is not supported; {ACCEPTED}"
+
+
+def colour(dtype: type[np.integer] = np.uint8) -> DecodedImage:
+    rgb = natural_like_image(24, 32)
+    return DecodedImage(rgb if dtype == np.uint8 else rgb.astype(np.uint16) * 257, None, False, None, "png")
+
+
+def pillow(rgb: np.ndarray, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, fmt, **options)
+    return out.getvalue()
+
+
+def test_lossy_formats_are_written_at_the_quality_asked_webp_at_method_zero() -> None:
+    image = colour()
+    assert encode.encode_image(image, "jpeg") == pillow(image.rgb, "JPEG", quality=90)  # the default
+    assert encode.encode_image(image, "jpeg", quality=40) == pillow(image.rgb, "JPEG", quality=40)
+    assert encode.encode_image(image, "webp", quality=40) == pillow(image.rgb, "WEBP", quality=40, method=0)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+def test_sixteen_bit_colour_is_written_in_the_format_asked(fmt: str) -> None:
+    """Only PNG keeps 16 bits; JPEG and WebP get the 8-bit image, never a 16-bit PNG."""
+    wide = colour(np.uint16)
+    assert encode.encode_image(wide, fmt) == encode.encode_image(colour(), fmt)
+
+
+def test_quality_is_one_to_one_hundred_and_the_formats_are_named() -> None:
+    for quality in (1, 100):
+        assert encode.encode_image(colour(), "jpeg", quality=quality).startswith(b"\xff\xd8")
+    for quality in (0, 101):
+        with pytest.raises(InvalidParameter) as refused:
+            encode.encode_image(colour(), "jpeg", quality=quality)
+        assert str(refused.value) == f"quality must be between 1 and 100, not {quality}"
+    with pytest.raises(InvalidParameter) as unknown:
+        encode.encode_image(colour(), "gif")
+    assert str(unknown.value) == "format must be one of png, jpeg, webp, not 'gif'"
+
+
+WIDE = np.array([0, 127, 128, 129, 385, 386, 65407, 65408, 65535], np.uint16)
+NARROW = np.array([0, 0, 0, 1, 1, 2, 255, 255, 255], np.uint8)
+
+
+def test_sixteen_to_eight_bits_rounds_to_the_nearest_level() -> None:
+    np.testing.assert_array_equal(pixels.to_uint8(WIDE), NARROW)
+
+
+def test_sixteen_to_eight_bits_covers_every_row_of_any_shape() -> None:
+    """Strips are rows: a tall image (more rows than a strip holds, fewer columns) and a single row."""
+    tall = (2000, 100, 3)
+    np.testing.assert_array_equal(pixels.to_uint8(np.resize(WIDE, tall)), np.resize(NARROW, tall))
+    np.testing.assert_array_equal(pixels.to_uint8(np.full((1, 2, 3), 257, np.uint16)), np.ones((1, 2, 3)))
+    assert pixels.to_uint8(np.zeros((0, 4, 3), np.uint16)).shape == (0, 4, 3)
+
+
+def test_premultiplied_colour_is_rounded_colour_times_alpha() -> None:
+    rgb = np.array([[[200, 255, 1]]], np.uint8)
+    np.testing.assert_array_equal(pixels.premultiply(rgb, np.array([[128]], np.uint8)), [[[100, 128, 1]]])
+
+
+def test_unpremultiplying_clips_overshoot_and_blacks_out_what_alpha_hides() -> None:
+    """Colour above its alpha (model overshoot) is full intensity; where alpha is 0 colour is black,
+    whatever the model left there; an alpha of 1 still divides."""
+    rgb = np.array([[[100, 30, 1], [200, 0, 1], [1, 0, 1]]], np.uint8)
+    alpha = np.array([[0, 100, 1]], np.uint8)
+    np.testing.assert_array_equal(pixels.unpremultiply(rgb, alpha), [[[0, 0, 0], [255, 0, 3], [255, 0, 255]]])
