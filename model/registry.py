@@ -114,5 +114,5 @@ REGISTRY = ModelRegistry(
         ModelSpec("srgan-real", "SRGAN-real", "srgan-generator", 4, "srgan_real_x4.safetensors", 12,
                   "For real photos: removes JPEG blocks, noise and blur while it upscales."),
     ],
-    default="srgan",
+    default="srgan-real",
 )

@@ -38,7 +38,7 @@ async def test_a_registered_x2_model_is_served_and_listed(with_x2: tuple[ModelRe
         response = await client.post("/upscale?model=tiny-x2", **upload(png_bytes(image)))
     assert set(models) == {*REGISTRY.names(), "tiny-x2"}
     assert models["tiny-x2"]["scale"] == 2 and models["tiny-x2"]["label"] == "Tiny x2"
-    assert models["srgan"]["default"] and not models["tiny-x2"]["default"]
+    assert [name for name, m in models.items() if m["default"]] == [REGISTRY.default.name]
     assert response.status_code == 200, response.text
     assert response.headers["x-model"] == "tiny-x2" and response.headers["x-output-size"] == "68x42"
     upscaler = registry.load("tiny-x2", folder, torch.device("cpu"), torch.float32)

@@ -6,6 +6,7 @@ from app.engine import default_batch_size
 from app.http.app import create_app
 from app.settings import Settings
 from app.telemetry import Metrics
+from model.registry import REGISTRY
 from model.synthetic import natural_like_image
 from tests.api_helpers import assert_error, metric_value, png_bytes, running_client, upload
 
@@ -36,8 +37,9 @@ async def test_max_batch_defaults_to_one_tile_on_a_cpu_and_eight_on_a_gpu(tiny_w
         assert response.status_code == 200
         text = (await client.get("/metrics")).text
     # 40x40 in tiles of 16 is 3x3 tiles, each its own batch (warm-up batches are not counted).
-    assert metric_value(text, "srgan_batch_size_tiles_count", model="srgan") == 9
-    assert metric_value(text, "srgan_batch_size_tiles_bucket", model="srgan", le="1.0") == 9
+    default = REGISTRY.default.name
+    assert metric_value(text, "srgan_batch_size_tiles_count", model=default) == 9
+    assert metric_value(text, "srgan_batch_size_tiles_bucket", model=default, le="1.0") == 9
 
 
 async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights_dir: Path) -> None:
@@ -45,6 +47,7 @@ async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights
         await client.post("/upscale", **upload(png_bytes(natural_like_image(20, 10))))
         await client.post("/upscale", **upload(b"not an image"))
         text = (await client.get("/metrics")).text
+    default = REGISTRY.default.name
     recorded = {
         ("srgan_requests_total", (("code", "200"), ("endpoint", "/upscale"))): 1,
         ("srgan_requests_total", (("code", "400"), ("endpoint", "/upscale"))): 1,
@@ -56,9 +59,9 @@ async def test_metrics_count_requests_pixels_batches_and_rejections(tiny_weights
         # 20x10 is 2 tiles of 16: one batch of 2, each tile's wait observed; both left the queue.
         ("srgan_queue_depth_tiles", ()): 0,
         ("srgan_queue_wait_seconds_count", ()): 2,
-        ("srgan_batch_size_tiles_count", (("model", "srgan"),)): 1,
-        ("srgan_batch_size_tiles_sum", (("model", "srgan"),)): 2,
-        ("srgan_batch_duration_seconds_count", (("model", "srgan"),)): 1,
+        ("srgan_batch_size_tiles_count", (("model", default),)): 1,
+        ("srgan_batch_size_tiles_sum", (("model", default),)): 2,
+        ("srgan_batch_duration_seconds_count", (("model", default),)): 1,
         ("srgan_batch_size_tiles_count", (("model", "srresnet"),)): None,
     }
     assert {key: metric_value(text, key[0], **dict(key[1])) for key in recorded} == recorded

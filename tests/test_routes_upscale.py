@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model.inference import Upscaler
+from model.registry import REGISTRY
 from model.synthetic import natural_like_image
 from model.tiling import upscale_tiled
 from tests.api_helpers import (
@@ -24,9 +25,8 @@ from tests.api_helpers import (
 
 def direct(weights_dir: Path, name: str, image: np.ndarray) -> np.ndarray:
     """What the service must return: the shipped tiler run directly on the same weights."""
-    upscaler = Upscaler.from_file(
-        name, weights_dir / f"{name}_x4.safetensors", torch.device("cpu"), torch.float32
-    )
+    upscaler = Upscaler.from_file(name, REGISTRY.weights_path(name, weights_dir), torch.device("cpu"),
+                                  torch.float32)
     return upscale_tiled(image, upscaler, scale=4, tile=TEST_SETTINGS["tile"], pad=TEST_SETTINGS["tile_pad"])
 
 
@@ -38,11 +38,12 @@ async def test_png_in_png_out_equals_direct_tiled_inference(tiny_weights_dir: Pa
         round_trip_ms = (time.monotonic() - sent) * 1000
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
-    assert response.headers["x-model"] == "srgan"
+    assert response.headers["x-model"] == REGISTRY.default.name
     assert response.headers["x-output-size"] == "180x148"
     assert 0 < float(response.headers["x-processing-time-ms"]) <= round_trip_ms
     assert response.headers["x-request-id"]
-    np.testing.assert_array_equal(decode(response.content), direct(tiny_weights_dir, "srgan", image))
+    expected = direct(tiny_weights_dir, REGISTRY.default.name, image)
+    np.testing.assert_array_equal(decode(response.content), expected)
 
 
 @pytest.fixture
