@@ -84,6 +84,14 @@ def test_a_single_channel_image_is_reflected_like_a_grey_one() -> None:
     np.testing.assert_array_equal(mirror_pad(grey, ((2, 1), (1, 2)))[:, 0], [9, 5, 1, 5, 9, 5])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: a tensor is mirrored there")
+def test_a_cuda_tensor_is_mirrored_on_its_own_device() -> None:
+    image = torch.arange(5 * 6 * 3, dtype=torch.uint8).reshape(5, 6, 3)
+    padded = mirror_pad(image.cuda(), ((2, 1), (1, 2)))
+    assert padded.device == image.cuda().device
+    np.testing.assert_array_equal(padded.cpu().numpy(), mirror_pad(image.numpy(), ((2, 1), (1, 2))))
+
+
 def test_tiles_are_numbered_and_placed_in_raster_order() -> None:
     """Cores of `tile` pixels from the top left; the last row and column hold what is left."""
     tiles = TileGrid(10, 13, tile=4, pad=2).tiles()
