@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.errors import InvalidParameter, UnsupportedFormat
+from app.errors import BadImage, InvalidParameter, UnsupportedFormat
 from app.imaging import encode, header, pixels
-from app.imaging.image import DecodedImage
+from app.imaging.decode import decode_image
+from app.imaging.image import MAX_ICC_PROFILE_BYTES, DecodedImage, finish_upscale, icc_for
 from model.synthetic import natural_like_image
 
 ACCEPTED = "send a PNG, JPEG or WebP image"
@@ -97,3 +98,51 @@ def test_unpremultiplying_clips_overshoot_and_blacks_out_what_alpha_hides() -> N
     rgb = np.array([[[100, 30, 1], [200, 0, 1], [1, 0, 1]]], np.uint8)
     alpha = np.array([[0, 100, 1]], np.uint8)
     np.testing.assert_array_equal(pixels.unpremultiply(rgb, alpha), [[[0, 0, 0], [255, 0, 3], [255, 0, 255]]])
+
+
+def test_an_opaque_image_is_finished_with_the_models_output() -> None:
+    image = colour()
+    upscaled = natural_like_image(48, 64)
+    finished = finish_upscale(image, upscaled, 2)
+    np.testing.assert_array_equal(finished.rgb, upscaled)
+    assert (finished.alpha, finished.source_format) == (None, "png")
+
+
+def test_colour_above_its_alpha_is_clipped_in_place_when_writeable() -> None:
+    """An x4 output is the largest array a request holds: clipped where it lies, copied only if read-only."""
+    alpha = np.full((1, 1), 100, np.uint8)
+    image = DecodedImage(np.zeros((1, 1, 3), np.uint8), alpha, False, None, "png")
+    upscaled = np.full((2, 2, 3), 150, np.uint8)
+    finished = finish_upscale(image, upscaled, 2)
+    assert np.shares_memory(finished.rgb, upscaled)
+    np.testing.assert_array_equal(upscaled, np.full((2, 2, 3), 100))
+    read_only = np.full((2, 2, 3), 150, np.uint8)
+    read_only.flags.writeable = False
+    np.testing.assert_array_equal(finish_upscale(image, read_only, 2).rgb, np.full((2, 2, 3), 100))
+
+
+def profile(space: bytes, size: int = 128) -> bytes:
+    return bytes(16) + space + bytes(size - 20)
+
+
+def test_icc_profiles_are_kept_for_their_colour_space_up_to_the_size_limit() -> None:
+    gray, rgb = profile(b"GRAY"), profile(b"RGB ")
+    assert [icc_for(gray, channels) for channels in (1, 2, 3, 4)] == [gray, gray, None, None]
+    assert [icc_for(rgb, channels) for channels in (1, 2, 3, 4)] == [None, None, rgb, rgb]
+    largest = profile(b"RGB ", MAX_ICC_PROFILE_BYTES)
+    assert icc_for(largest, 3) == largest
+    assert icc_for(profile(b"RGB ", MAX_ICC_PROFILE_BYTES + 1), 3) is None
+
+
+def test_a_decoded_image_with_alpha_is_premultiplied() -> None:
+    rgba = np.array([[[200, 100, 50, 128], [10, 20, 30, 255]]], np.uint8)
+    decoded = decode_image(pillow(rgba, "PNG"), max_pixels=100)
+    np.testing.assert_array_equal(decoded.rgb, [[[100, 50, 25], [10, 20, 30]]])
+    np.testing.assert_array_equal(decoded.alpha, [[128, 255]])
+
+
+def test_a_truncated_file_names_its_format() -> None:
+    data = pillow(natural_like_image(32, 32), "JPEG")
+    with pytest.raises(BadImage) as refused:
+        decode_image(data[: len(data) // 2], max_pixels=10_000)
+    assert str(refused.value).startswith("the JPEG data could not be decoded: ")
