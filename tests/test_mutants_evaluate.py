@@ -15,6 +15,7 @@ from model.evaluate import (
     generator_method,
     load_eval_image,
     make_lr,
+    niqe_patches,
     score,
     to_gray,
 )
@@ -66,3 +67,11 @@ def test_a_generator_is_named_in_its_results_and_in_a_wrong_scale(tmp_path: Path
     with pytest.raises(ValueError) as named:
         evaluate_generator(model, tmp_path, 2, name="tiny")
     assert str(named.value) == "tiny upscales x4, not x2"
+
+
+def test_niqe_counts_whole_patches_inside_the_border_crop() -> None:
+    """96 x 96 patches inside a 4-pixel crop: 104 rows hold one, 100 none, 114 still one; never negative."""
+    assert niqe_patches(104, 200, 4) == (1, 2)
+    assert niqe_patches(100, 300, 4) == (0, 3)
+    assert niqe_patches(114, 7, 4) == (1, 0)
+    assert all(isinstance(n, int) for n in niqe_patches(114, 7, 4))
