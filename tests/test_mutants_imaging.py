@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.errors import BadImage, InvalidParameter, UnsupportedFormat
+from app.errors import BadImage, InvalidParameter, TooLarge, UnsupportedFormat
 from app.imaging import encode, header, pixels
 from app.imaging.decode import decode_image
 from app.imaging.image import MAX_ICC_PROFILE_BYTES, DecodedImage, finish_upscale, icc_for
@@ -141,8 +141,41 @@ def test_a_decoded_image_with_alpha_is_premultiplied() -> None:
     np.testing.assert_array_equal(decoded.alpha, [[128, 255]])
 
 
-def test_a_truncated_file_names_its_format() -> None:
-    data = pillow(natural_like_image(32, 32), "JPEG")
+def test_a_file_cut_after_its_header_names_its_format() -> None:
+    data = pillow(natural_like_image(128, 128), "JPEG")
     with pytest.raises(BadImage) as refused:
-        decode_image(data[: len(data) // 2], max_pixels=10_000)
-    assert str(refused.value).startswith("the JPEG data could not be decoded: ")
+        decode_image(data[: len(data) * 2 // 3], max_pixels=128 * 128)
+    assert str(refused.value).startswith("the JPEG data could not be decoded: image file is truncated")
+
+
+def test_headers_of_jpeg_and_webp_give_size_alpha_and_depth() -> None:
+    rgb = natural_like_image(16, 24)
+    rgba = np.dstack([rgb, np.full((16, 24), 128, np.uint8)])
+    for pixels_, fmt, alpha in ((rgb, "jpeg", False), (rgb, "webp", False), (rgba, "webp", True)):
+        read = header.read_header(pillow(pixels_, fmt.upper()), max_pixels=384)
+        assert read == header.ImageHeader(fmt, 24, 16, alpha, 1)
+
+
+def test_a_jpeg_may_have_a_hundred_scans() -> None:
+    data = pillow(natural_like_image(16, 24), "JPEG")
+    scans = data.count(b"\xff\xda")
+    assert header.read_header(data + b"\xff\xda" * (100 - scans), max_pixels=384).format == "jpeg"
+    with pytest.raises(TooLarge) as refused:
+        header.read_header(data + b"\xff\xda" * (101 - scans), max_pixels=384)
+    assert str(refused.value) == ("the JPEG has 101 scans; at most 100 are decoded "
+                                  "(a progressive JPEG usually has about ten)")
+
+
+def test_a_riff_file_that_is_not_webp_is_not_an_image() -> None:
+    with pytest.raises(BadImage) as refused:
+        header.sniff(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    assert str(refused.value) == f"the data is not an image; {ACCEPTED}"
+
+
+def test_the_pixel_limit_is_named_with_the_image_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TooLarge) as refused:
+        header.check_pixel_count((10, 20), 100)
+    assert str(refused.value) == "the image is 10x20 = 200 pixels; the limit is 100"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # Pillow's own limit switched off: ours holds
+    with pytest.raises(TooLarge, match=r"the limit is 100$"):
+        header.check_pixel_count((10, 20), 100)
