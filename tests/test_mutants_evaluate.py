@@ -75,3 +75,11 @@ def test_niqe_counts_whole_patches_inside_the_border_crop() -> None:
     assert niqe_patches(100, 300, 4) == (0, 3)
     assert niqe_patches(114, 7, 4) == (1, 0)
     assert all(isinstance(n, int) for n in niqe_patches(114, 7, 4))
+
+
+def test_a_network_without_an_integer_scale_is_named() -> None:
+    model = tiny_generator(0)
+    model.upscale = "4"  # type: ignore[assignment]
+    with pytest.raises(TypeError) as wrong:
+        generator_method(model)(natural_like_image(4, 4), 4)
+    assert str(wrong.value) == "generator: the network's `upscale` is '4', not an integer"
