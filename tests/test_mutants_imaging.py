@@ -141,11 +141,13 @@ def test_a_decoded_image_with_alpha_is_premultiplied() -> None:
     np.testing.assert_array_equal(decoded.alpha, [[128, 255]])
 
 
-def test_a_file_cut_after_its_header_names_its_format() -> None:
+def test_a_cut_file_names_its_format_whether_cut_in_its_header_or_after_it() -> None:
     data = pillow(natural_like_image(128, 128), "JPEG")
-    with pytest.raises(BadImage) as refused:
-        decode_image(data[: len(data) * 2 // 3], max_pixels=128 * 128)
-    assert str(refused.value).startswith("the JPEG data could not be decoded: image file is truncated")
+    in_header, after_it = len(data) // 20, len(data) * 2 // 3
+    for cut, why in ((in_header, "cannot identify image file"), (after_it, "image file is truncated")):
+        with pytest.raises(BadImage) as refused:
+            decode_image(data[:cut], max_pixels=128 * 128)
+        assert str(refused.value).startswith(f"the JPEG data could not be decoded: {why}")
 
 
 def test_headers_of_jpeg_and_webp_give_size_alpha_and_depth() -> None:
