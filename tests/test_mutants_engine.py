@@ -34,6 +34,16 @@ class ThreadRecordingModel(FakeModel):
         return super().__call__(windows)
 
 
+async def with_a_batch_held(engine_factory: EngineFactory, model: FakeModel,
+                            **options: Any) -> tuple[Engine, asyncio.Task[np.ndarray]]:
+    """A started engine whose first request's batch is on the model, held there by its gate."""
+    engine = await engine_factory({"srgan": model}, **options)
+    model.gate.clear()
+    running = submit(engine, tagged(1, 4, 4))
+    await until(model.entered.is_set)
+    return engine, running
+
+
 def idle_engine(**overrides: Any) -> Engine:
     options: dict[str, Any] = {"models": {"srgan": FakeModel()}, "tile": 4, "pad": 1, "max_batch": 4,
                                "max_wait_s": 0.0, "max_queue_tiles": 10} | overrides
@@ -106,10 +116,7 @@ async def test_a_refusal_is_logged_with_its_request_id_or_a_dash(engine_factory:
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="app.engine.admission")
     model = FakeModel()
-    engine = await engine_factory({"srgan": model}, max_queue_tiles=1)
-    model.gate.clear()
-    running = submit(engine, tagged(1, 4, 4))
-    await until(model.entered.is_set)
+    engine, running = await with_a_batch_held(engine_factory, model, max_queue_tiles=1)
     queued = submit(engine, tagged(2, 4, 4))
     await until(lambda: engine.queue_depth_tiles == 1)  # the queue holds one tile's work: full
     for refuse in (lambda: engine.check_admission(4, 4, deadline=far(), request_id="r3"),
@@ -151,10 +158,7 @@ async def test_requests_being_padded_add_up_against_the_queue_bound(
 async def test_the_engines_tasks_are_named_and_end_with_stop(engine_factory: EngineFactory,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     model = FakeModel()
-    engine = await engine_factory({"srgan": model})
-    model.gate.clear()
-    running = submit(engine, tagged(1, 4, 4))
-    await until(model.entered.is_set)
+    engine, running = await with_a_batch_held(engine_factory, model)
     assert sorted(t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("srgan")) == [
         "srgan-batch", "srgan-engine"]
     assert model.threads == ["srgan-engine_0"]  # the engine's own pool, which bounds the batches in flight
@@ -170,10 +174,7 @@ async def test_stop_cancels_work_waiting_for_the_engines_only_thread(engine_fact
     """One batch in flight means one model call at a time, a warm-up's included; what still waits for the
     thread when the engine stops never runs, and the thread ends once its batch has."""
     model = ThreadRecordingModel()
-    engine = await engine_factory({"srgan": model}, max_in_flight=1)
-    model.gate.clear()
-    running = submit(engine, tagged(1, 4, 4))
-    await until(model.entered.is_set)
+    engine, running = await with_a_batch_held(engine_factory, model, max_in_flight=1)
     warming = asyncio.create_task(engine.warmup())
     await asyncio.sleep(0)  # one turn of the loop: the warm-up hands its batch to the engine's thread
     await engine.stop(drain_timeout_s=0)
@@ -191,10 +192,7 @@ async def test_a_drain_timeout_of_zero_does_not_wait(engine_factory: EngineFacto
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """On a clock that stands still, a drain of zero seconds cuts the request at once."""
     model = FakeModel()
-    engine = await engine_factory({"srgan": model})
-    model.gate.clear()
-    running = submit(engine, tagged(1, 4, 4))
-    await until(model.entered.is_set)
+    engine, running = await with_a_batch_held(engine_factory, model)
     monkeypatch.setattr(engine_module, "time", SimpleNamespace(monotonic=lambda: 1000.0))
     async with asyncio.timeout(10):  # a drain that waits for the clock would wait forever
         await engine.stop(drain_timeout_s=0)
