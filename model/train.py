@@ -97,7 +97,7 @@ class TrainConfig:
     time_limit_min: float | None = None
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
     # Exponential moving average of the generator's weights (Real-ESRGAN uses 0.999); 0 turns it off.
-    # An adversarial run's weights swing from step to step (its validation PSNR by a dB or more); the
+    # An adversarial run's weights swing from step to step (MODEL_CARD.md, "Runs of 2026-12-01"); the
     # average is what validation scores and what is exported.
     ema_decay: float = 0.0
 
