@@ -14,18 +14,19 @@ statistics are blended the same way; the step counter is the GAN's.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from model.weights import WeightsError, load_generator, save_generator
+from model.weights import WeightsError, WeightsInfo, load_generator, save_generator
 
 
 def interpolate(
     psnr_path: str | Path, gan_path: str | Path, alpha: float
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The blended generator and the training summary its file records (the GAN's, plus the blend)."""
+) -> tuple[torch.nn.Module, WeightsInfo]:
+    """The blended generator and what its file records: the GAN's architecture and training summary, plus
+    the blend."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
     psnr_model, psnr_info = load_generator(psnr_path)
@@ -41,14 +42,13 @@ def interpolate(
         for key, gan in gan_model.state_dict().items()
     }
     gan_model.load_state_dict(blended)
-    training = dict(gan_info.training)
-    training["interpolation"] = {
+    blend = {
         "alpha": alpha,
         "psnr_model": psnr_info.path.name,
         "psnr_training": psnr_info.training,
         "gan_model": gan_info.path.name,
     }
-    return gan_model, training
+    return gan_model, dataclasses.replace(gan_info, training={**gan_info.training, "interpolation": blend})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alpha", type=float, required=True, help="the GAN's share, in [0, 1]")
     parser.add_argument("--out", required=True, help="the blended weights file to write")
     args = parser.parse_args(argv)
-    model, training = interpolate(args.psnr, args.gan, args.alpha)
-    _, info = load_generator(args.gan)
-    save_generator(args.out, model, info.arch, training)
+    model, info = interpolate(args.psnr, args.gan, args.alpha)
+    save_generator(args.out, model, info.arch, info.training)
 
 
 if __name__ == "__main__":
