@@ -4,9 +4,8 @@ a texture measure and a crop.
 Runs `srgan eval` logic (MATLAB bicubic degradation, Y-channel PSNR/SSIM, `scale`-pixel border crop) on
 Set5 and Set14, prints a markdown table beside Ledig et al. 2017's Table 2, and writes a side-by-side
 crop of one image (bicubic / each model / original, from the clean reduction and from its JPEG) so the
-texture difference can be seen. PSNR and SSIM:
-higher is better; the gradient-energy ratio SR / HR: closer to 1.0 is better; NIQE of the output (no
-reference, `model/niqe.py`): lower is better.
+texture difference can be seen. PSNR and SSIM: higher is better; the gradient-energy ratio SR / HR:
+closer to 1.0 is better; NIQE of the output (no reference, `model/niqe.py`): lower is better.
 
     python -m bench.quality --eval-root ../shared/datasets/eval --crop-out docs/img/crops.png
 """

@@ -381,12 +381,13 @@ class Trainer:
         self.generator.train()
         self.best_val_psnr = max(result.psnr, self.best_val_psnr or -math.inf)
         logger.info(
-            "validation %s it %d: PSNR %.3f dB SSIM %.4f grad %.3f",
+            "validation %s it %d: PSNR %.3f dB SSIM %.4f grad %.3f NIQE %s",
             Path(self.config.val_data).name,
             self.iteration,
             result.psnr,
             result.ssim,
             result.gradient_ratio,
+            "n/a" if result.niqe is None else f"{result.niqe:.2f}",
         )
 
     def _checkpoint(self) -> None:
