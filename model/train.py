@@ -58,6 +58,10 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)  # folders of HR training images
     val_data: str | None = None  # a folder (e.g. Set5) for periodic validation PSNR; None skips it
     init: str | None = None  # generator weights to start from: the srresnet result, for stage srgan
+    # A new run that continues another run's networks with a new recipe (loss weights, schedule): its
+    # last.pt's generator, moving average and, for two srgan stages, discriminator; the optimisers start
+    # afresh (use warmup_iterations) and the iteration count from 0. Exclusive with `init`.
+    init_checkpoint: str | None = None
     num_feat: int = 64  # paper
     num_block: int = 16  # paper
     scale: int = 4
@@ -116,6 +120,8 @@ class TrainConfig:
             raise ValueError("content_loss vgg19 needs vgg_weights: a local VGG19 weights file")
         if not self.data:
             raise ValueError("data: at least one folder of training images is needed")
+        if self.init and self.init_checkpoint:
+            raise ValueError("init and init_checkpoint are exclusive: give one starting point")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
@@ -202,8 +208,11 @@ class Trainer:
         self.iteration = 0
         self.elapsed_s = 0.0
         self.best_val_psnr: float | None = None
+        forked: dict[str, Any] | None = None
         if self.state is not None:
             self._restore(self.state)
+        elif config.init_checkpoint:
+            forked = self._fork(config.init_checkpoint)
         elif config.init:
             init_model, _ = load_generator(config.init)
             self.generator.load_state_dict(init_model.state_dict())
@@ -211,8 +220,9 @@ class Trainer:
         self.ema: Generator | None = None
         if config.ema_decay:
             self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
-            if self.state is not None and "generator_ema" in self.state:
-                self.ema.load_state_dict(self.state["generator_ema"])
+            averaged = self.state if self.state is not None else forked
+            if averaged is not None and "generator_ema" in averaged:
+                self.ema.load_state_dict(averaged["generator_ema"])
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -230,6 +240,25 @@ class Trainer:
             self.iteration,
             self.elapsed_s / 3600,
         )
+
+    def _fork(self, path: str) -> dict[str, Any]:
+        """Load another run's networks (not its optimisers or count) to start from; returns its state."""
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        self.generator.load_state_dict(state["generator"])
+        # The discriminator is kept only when it was trained on patches of this run's size: its dense
+        # head is built for one input side.
+        same_patch = state["config"].get("patch_size") == self.config.patch_size
+        kept = self.discriminator is not None and "discriminator" in state and same_patch
+        if kept:
+            assert self.discriminator is not None
+            self.discriminator.load_state_dict(state["discriminator"])
+        logger.info(
+            "started from %s at its iteration %d (discriminator %s)",
+            path,
+            int(state["iteration"]),
+            "kept" if kept else "fresh" if self.discriminator is not None else "none",
+        )
+        return state
 
     def _lr_at(self, iteration: int, run_seconds: float = 0.0) -> float:
         """Linear warm-up, then cosine decay to the floor by `iterations` or by the time limit, whichever

@@ -117,3 +117,36 @@ def test_resume_restores_the_average_and_an_average_switched_on_later_starts_fro
     assert switched_on.config.ema_decay == 0.5
     assert switched_on.ema is not None
     assert_same_state(switched_on.ema.state_dict(), switched_on.generator.state_dict())
+
+
+def test_a_run_started_from_a_checkpoint_keeps_its_networks_and_takes_a_new_recipe(
+        image_folder: Path, tmp_path: Path) -> None:
+    parent = Trainer(tiny(image_folder, stage="srgan", ema_decay=0.5, iterations=2), tmp_path / "parent")
+    parent.run()
+    assert parent.ema is not None and parent.discriminator is not None
+    checkpoint = str(tmp_path / "parent" / "last.pt")
+
+    child = Trainer(tiny(image_folder, stage="srgan", ema_decay=0.9, adversarial_weight=1e-2,
+                         init_checkpoint=checkpoint), tmp_path / "child")
+    assert child.iteration == 0
+    assert child.config.adversarial_weight == 1e-2 and child.config.ema_decay == 0.9
+    assert_same_state(child.generator.state_dict(), parent.generator.state_dict())
+    assert child.ema is not None and child.discriminator is not None
+    assert_same_state(child.ema.state_dict(), parent.ema.state_dict())
+    assert_same_state(child.discriminator.state_dict(), parent.discriminator.state_dict())
+    assert child.g_opt.state_dict()["state"] == {}, "the optimiser's moments were carried over"
+    child.run()
+    _, info = load_generator(tmp_path / "child" / "generator.safetensors")
+    assert info.training["iterations"] == 1
+
+    # A discriminator built for another patch side cannot take the parent's: it starts afresh.
+    other_side = Trainer(tiny(image_folder, stage="srgan", patch_size=48, init_checkpoint=checkpoint),
+                         tmp_path / "other")
+    assert other_side.discriminator is not None
+    fresh = other_side.discriminator.state_dict()
+    assert not torch.equal(fresh["features.0.weight"], parent.discriminator.state_dict()["features.0.weight"])
+
+
+def test_init_and_init_checkpoint_are_exclusive(image_folder: Path) -> None:
+    with pytest.raises(ValueError, match="exclusive"):
+        tiny(image_folder, init="a.safetensors", init_checkpoint="b/last.pt")
