@@ -101,7 +101,7 @@ class TrainConfig:
     time_limit_min: float | None = None
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
     # Exponential moving average of the generator's weights (Real-ESRGAN uses 0.999); 0 turns it off.
-    # An adversarial run's weights swing from step to step (MODEL_CARD.md, "Runs of 2026-12-01"); the
+    # An adversarial run's weights swing from step to step (MODEL_CARD.md, `srgan_x4`); the
     # average is what validation scores and what is exported.
     ema_decay: float = 0.0
 
@@ -450,6 +450,12 @@ class Trainer:
         )
         return {
             "stage": c.stage,
+            # What this run's count continues from: a weights file, or another run's checkpoint.
+            "started_from": (
+                f"{Path(c.init_checkpoint).parent.name}/{Path(c.init_checkpoint).name}"
+                if c.init_checkpoint
+                else Path(c.init).name if c.init else None
+            ),
             "iterations": self.iteration,
             "batch_size": c.batch_size,
             "patch_size": c.patch_size,

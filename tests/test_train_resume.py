@@ -137,7 +137,7 @@ def test_a_run_started_from_a_checkpoint_keeps_its_networks_and_takes_a_new_reci
     assert child.g_opt.state_dict()["state"] == {}, "the optimiser's moments were carried over"
     child.run()
     _, info = load_generator(tmp_path / "child" / "generator.safetensors")
-    assert info.training["iterations"] == 1
+    assert info.training["iterations"] == 1 and info.training["started_from"] == "parent/last.pt"
 
     # A discriminator built for another patch side cannot take the parent's: it starts afresh.
     other_side = Trainer(tiny(image_folder, stage="srgan", patch_size=48, init_checkpoint=checkpoint),
