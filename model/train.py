@@ -450,7 +450,7 @@ class Trainer:
         )
         return {
             "stage": c.stage,
-            # What this run's count continues from: a weights file, or another run's checkpoint.
+            # Where the weights this run started with came from: a weights file or another run's checkpoint.
             "started_from": (
                 f"{Path(c.init_checkpoint).parent.name}/{Path(c.init_checkpoint).name}"
                 if c.init_checkpoint
