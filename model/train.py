@@ -81,6 +81,9 @@ class TrainConfig:
     # "bicubic": LR is the clean MATLAB bicubic reduction; "realworld": two-stage blur, resize, noise and
     # JPEG (model.degradations), for inputs that were not made by bicubic.
     degradation: str = "bicubic"
+    # "realworld" only: the share of batches degraded the way most web images are made (one resize, the
+    # second order's noise, JPEG) instead of by the two orders (DegradationConfig.simple_prob).
+    web_share: float = 0.5
     # srgan stage loss: pixel_weight x pixel + content_weight x content + adversarial_weight x adversarial.
     # These defaults are the recipe that was searched for a few hundred CPU iterations with `dfeat` and the
     # pixel term in charge; MODEL_CARD.md records that search and the weights of the later runs.
@@ -122,6 +125,8 @@ class TrainConfig:
             raise ValueError("data: at least one folder of training images is needed")
         if self.init and self.init_checkpoint:
             raise ValueError("init and init_checkpoint are exclusive: give one starting point")
+        if not 0.0 <= self.web_share <= 1.0:
+            raise ValueError(f"web_share must be in [0, 1], got {self.web_share!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
@@ -350,8 +355,7 @@ class Trainer:
         if self.iteration >= c.iterations:
             logger.info("already at iteration %d of %d: nothing to do", self.iteration, c.iterations)
             return
-        clean = PatchSampler(c.data, scale=c.scale, patch_size=c.patch_size, device=self.device)
-        sampler = RealWorldPairs(clean, DegradationConfig()) if c.degradation == "realworld" else clean
+        sampler = self.training_pairs()
         # A different seed per resume, so a resumed run does not replay the batches it already saw.
         patch_rng = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + self.iteration)
         self.generator.train()
@@ -362,6 +366,14 @@ class Trainer:
             logger.warning("interrupted at iteration %d: writing a checkpoint", self.iteration)
             self._checkpoint()
             raise
+
+    def training_pairs(self) -> PatchSampler | RealWorldPairs:
+        """The (LR, HR) patch source of this run's `degradation`, loading the training images."""
+        c = self.config
+        clean = PatchSampler(c.data, scale=c.scale, patch_size=c.patch_size, device=self.device)
+        if c.degradation == "realworld":
+            return RealWorldPairs(clean, DegradationConfig(simple_prob=c.web_share))
+        return clean
 
     def _loop(self, sampler: PatchSampler | RealWorldPairs, patch_rng: torch.Generator) -> None:
         c = self.config
@@ -467,6 +479,7 @@ class Trainer:
                 [c.pixel_weight, c.content_weight, c.adversarial_weight] if c.stage == "srgan" else None
             ),
             "degradation": c.degradation,
+            "web_share": c.web_share if c.degradation == "realworld" else None,
             "ema_decay": c.ema_decay or None,
             "wall_time_h": round(self.elapsed_s / 3600, 3),
             "hardware": hardware,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.data import PatchSampler
+from model.data import PatchSampler, RealWorldPairs
 from model.effnet_lite import EfficientNetLite0
 from model.imresize import imresize
 from model.synthetic import natural_like_image
@@ -156,6 +156,7 @@ def test_realworld_pixel_stage_then_gan_with_the_effnet_perceptual_loss(
     Trainer(tiny_config(image_folder, degradation="realworld"), first).run()
     _, info = load_generator(first / "generator.safetensors")
     assert info.training["degradation"] == "realworld" and info.training["iterations"] == 2
+    assert info.training["web_share"] == 0.5
 
     # Random weights of the real architecture stand in for the packaged ImageNet file.
     effnet = tmp_path / "lite0.pth"
@@ -177,6 +178,23 @@ def test_realworld_pixel_stage_then_gan_with_the_effnet_perceptual_loss(
     assert not torch.equal(before, gan.generator.state_dict()["conv_first.weight"])
     _, gan_info = load_generator(second / "generator.safetensors")
     assert gan_info.training["content_loss"] == "effnet" and gan_info.training["gan_loss"] == "ragan"
+
+
+@pytest.mark.parametrize("web_share", [0.0, 0.75, 1.0])
+def test_web_share_sets_the_share_of_web_style_batches(
+    image_folder: Path, tmp_path: Path, web_share: float
+) -> None:
+    trainer = Trainer(tiny_config(image_folder, degradation="realworld", web_share=web_share), tmp_path)
+    pairs = trainer.training_pairs()
+    assert isinstance(pairs, RealWorldPairs) and pairs.config.simple_prob == web_share
+    clean = Trainer(tiny_config(image_folder, web_share=web_share), tmp_path).training_pairs()
+    assert isinstance(clean, PatchSampler)  # bicubic pairs: the share does not apply
+
+
+@pytest.mark.parametrize("web_share", [-0.1, 1.5])
+def test_web_share_outside_zero_to_one_is_refused(image_folder: Path, web_share: float) -> None:
+    with pytest.raises(ValueError, match="web_share"):
+        tiny_config(image_folder, degradation="realworld", web_share=web_share)
 
 
 def test_srgan_train_runs_without_the_image_codecs(image_folder: Path, tmp_path: Path) -> None:
