@@ -51,8 +51,8 @@ CASES = {
 
 def make_input(fmt: str, mode: str, side: int) -> bytes:
     """A `side`-square image in `mode`; "-noise" makes it incompressible (the largest encoded size),
-    "-strip" makes it 64 pixels high with as many pixels (the largest resize matrices for /compare),
-    "-niqestrip" 104 (the lowest that NIQE scores: its half-size resize has the largest matrices)."""
+    "-strip" makes it 64 pixels high with as many pixels (the longest axes for /compare's resizes),
+    "-niqestrip" 104 (the lowest that NIQE scores: the longest axis for its half-size resize)."""
     mode, _, variant = mode.partition("-")
     strip_height = {"strip": 64, "niqestrip": 104}.get(variant)
     height, width = (strip_height, side * side // strip_height) if strip_height else (side, side)

@@ -1,9 +1,9 @@
 """What NIQE costs /compare per image: time and allocated peak of `model.niqe.niqe` (4-pixel border crop)
 on the shapes /compare admits at its pixel limit, beside what `app.limits.cost.niqe_bytes` reserves.
 
-A square has the most patches; a strip 104 pixels high (the lowest NIQE scores) has the largest
-half-size resize matrices. Peaks are numpy's allocations counted by tracemalloc; times the median of
-`--repeat` runs on one thread.
+A square has the most patches; a strip 104 pixels high (the lowest NIQE scores) has the longest axis
+to halve (resized by its band of taps, `model.imresize`). Peaks are numpy's allocations counted by
+tracemalloc; times the median of `--repeat` runs on one thread.
 
     python -m bench.niqe_cost --pixels 1048576
 """

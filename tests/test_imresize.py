@@ -1,6 +1,9 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
+from model import imresize as imresize_module
 from model.imresize import imresize, resize_matrix
 
 
@@ -41,3 +44,30 @@ def test_downscale_then_upscale_of_smooth_image_is_close() -> None:
 def test_rejects_non_positive_scale() -> None:
     with pytest.raises(ValueError, match="scale"):
         imresize(np.zeros((4, 4)), 0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "scale"), [((37, 23, 3), 0.25), ((9, 6, 3), 4.0), ((50, 31), 0.5), ((1, 40), 0.25)]
+)
+def test_the_band_of_taps_gives_the_dense_matrix_result(
+    monkeypatch: pytest.MonkeyPatch, shape: tuple[int, ...], scale: float
+) -> None:
+    image = np.random.default_rng(0).uniform(0, 255, shape)
+    dense = imresize(image, scale)
+    monkeypatch.setattr(imresize_module, "CACHED_MATRIX_BYTES", 0)  # every axis takes the band
+    assert imresize_module.uses_band(shape[0], dense.shape[0])
+    np.testing.assert_allclose(imresize(image, scale), dense, rtol=0, atol=1e-9)
+
+
+def test_a_long_axis_is_resized_in_memory_of_the_output_size_not_out_x_in() -> None:
+    """A 104 x 8192 strip halved: its dense column matrix would be 4096 x 8192 float64 (256 MiB)."""
+    strip = np.random.default_rng(0).uniform(0, 255, (104, 8192))
+    imresize(strip[:, :64], 0.5)  # numpy's first-use allocations, outside the measurement
+    tracemalloc.start()
+    try:
+        out = imresize(strip, 0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (52, 4096)
+    assert peak < 6 * strip.nbytes  # the input's float64 copy, the two axes' outputs and one slice

@@ -15,10 +15,10 @@ against this estimate for each kind of image (docs/BENCHMARKS.md, "Memory per re
   colour, the channels stacked for the encoder, Pillow's copy (4 bytes a pixel) and the encoded body
   (as large as the raw pixels for an incompressible image, twice while it is joined); WebP's encoder
   adds its own ARGB and YUV planes.
-- /compare: the original, its reduction, every method's output, the dense MATLAB-resize matrices (an
-  elongated image makes them large), the float64 temporaries of resizing and scoring, NIQE's (its
-  half-size luminance is another MATLAB resize, of larger matrices than the reduction's), and the JSON's
-  data URIs or the mosaic. One image is scored at a time.
+- /compare: the original, its reduction, every method's output, the MATLAB resize's weights (a dense
+  matrix per short axis, a band of taps and a gathered slice per long one), the float64 temporaries of
+  resizing and scoring, NIQE's (its half-size luminance is another MATLAB resize), and the JSON's data
+  URIs or the mosaic. One image is scored at a time.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import math
 from app.comparison import mosaic_size
 from app.imaging.header import ImageHeader
 from model.evaluate import niqe_patches
+from model.imresize import axis_scratch_bytes
 from model.niqe import PATCH as NIQE_PATCH
 from model.tiling import TileGrid
 
@@ -94,7 +95,10 @@ def compare_bytes(header: ImageHeader, *, upload_bytes: int, plan_models: int, s
         + (3 + plan_models) * 3 * pixels  # every method's output
         + plan_models * _padded_bytes_of(low, 1)
     )
-    matrices = 8 * (height * low_h + width * low_w)  # one resize's row and column matrices, float64
+    matrices = max(  # the reduction's and the bicubic baseline's
+        resize_scratch_bytes((height, width), (low_h, low_w), 1 / scale, 3),
+        resize_scratch_bytes((low_h, low_w), (height, width), scale, 3),
+    )
     methods = 3 + plan_models
     transient = max(
         header.pixels * (12 + 8 * (3 + alpha) * b),  # decoding
@@ -109,14 +113,22 @@ def compare_bytes(header: ImageHeader, *, upload_bytes: int, plan_models: int, s
 
 def niqe_bytes(height: int, width: int, crop_border: int) -> int:
     """NIQE's peak for one height x width image: float64 temporaries over the image inside the border crop,
-    and the matrices that halve its whole 96x96 patches (out x in float64 per axis); none when it has
-    under two patches."""
+    and the weights of the resize that halves its whole 96x96 patches; none when it has under two
+    patches."""
     rows, cols = niqe_patches(height, width, crop_border)
     if rows * cols < 2:
         return 0
     patch_h, patch_w = rows * NIQE_PATCH, cols * NIQE_PATCH
-    matrices = 8 * (patch_h * -(-patch_h // 2) + patch_w * -(-patch_w // 2))
+    matrices = resize_scratch_bytes((patch_h, patch_w), (-(-patch_h // 2), -(-patch_w // 2)), 0.5, 1)
     return matrices + 8 * NIQE_FLOATS_PER_PIXEL * (height - 2 * crop_border) * (width - 2 * crop_border)
+
+
+def resize_scratch_bytes(size: tuple[int, int], out: tuple[int, int], scale: float, channels: int) -> int:
+    """The MATLAB resize's own memory for an image of `size` (H, W) to `out`: its rows' weights, then its
+    columns' (model.imresize.axis_scratch_bytes), counted as if both were held at once."""
+    return axis_scratch_bytes(size[0], out[0], scale, size[1] * channels) + axis_scratch_bytes(
+        size[1], out[1], scale, out[0] * channels
+    )
 
 
 def _padded_bytes(header: ImageHeader, tile: int, pad: int) -> int:
