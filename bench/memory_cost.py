@@ -145,7 +145,8 @@ def run_case(name: str, side: int) -> dict[str, Any]:
             body = comparison.render_mosaic(result)
         stages["render"] = _peak() - start
         estimate = cost.compare_bytes(header, upload_bytes=len(data), plan_models=len(plan.models),
-                                      scale=SCALE, tile=TILE, pad=PAD)
+                                      scale=SCALE, tile=TILE, pad=PAD,
+                                      output="json" if target == "compare-json" else "image")
     else:
         grid = TileGrid(decoded.height, decoded.width, TILE, PAD)
         padded, output = _engine_buffers(decoded.rgb, grid)

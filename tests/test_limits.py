@@ -177,7 +177,7 @@ def test_resident_and_available_memory_are_read_from_proc() -> None:
 @pytest.mark.parametrize(
     "case",
     ["png rgba16 -> png", "png rgba8 -> webp", "png rgb8 64-high strip /compare json",
-     "png rgb8 104-high strip /compare json"],
+     "png rgb8 104-high strip /compare json", "png rgba16 /compare image"],
 )
 def test_the_estimate_is_above_the_measured_peak(case: str) -> None:
     """Each case runs in its own process, its peak resident memory counted from before decoding."""

@@ -24,6 +24,7 @@ against this estimate for each kind of image (docs/BENCHMARKS.md, "Memory per re
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from app.comparison import mosaic_size
 from app.imaging.header import ImageHeader
@@ -82,8 +83,9 @@ def upscale_bytes(header: ImageHeader, *, upload_bytes: int, scale: int, fmt: st
 
 
 def compare_bytes(header: ImageHeader, *, upload_bytes: int, plan_models: int, scale: int, tile: int,
-                  pad: int) -> int:
-    """The peak of a /compare request: `plan_models` models restore the x`scale` reduction of the image."""
+                  pad: int, output: Literal["json", "image"]) -> int:
+    """The peak of a /compare request: `plan_models` models restore the x`scale` reduction of the image,
+    answered as JSON with data URIs or as the `image` mosaic."""
     height, width = header.height - header.height % scale, header.width - header.width % scale
     pixels, b, alpha = height * width, header.sample_bytes, header.alpha
     low_h, low_w = height // scale, width // scale
@@ -105,10 +107,17 @@ def compare_bytes(header: ImageHeader, *, upload_bytes: int, plan_models: int, s
         matrices + 8 * RESIZE_FLOATS_PER_PIXEL * pixels,
         8 * SCORE_FLOATS_PER_PIXEL * pixels,
         niqe_bytes(height, width, scale),
-        JSON_COPIES * (methods + 2) * 4 * pixels,  # PNG data URIs of every method, the original and input
-        math.prod(mosaic_size(height, width, methods + 1)) * (PILLOW_BYTES_PER_PIXEL + 2 * 3),  # and PNG
+        render_bytes(height, width, methods, output),
     )
     return BASE_BYTES + math.ceil(MARGIN * (held + transient))
+
+
+def render_bytes(height: int, width: int, methods: int, output: Literal["json", "image"]) -> int:
+    """/compare's answer: every method's, the original's and the input's PNG data URIs in the JSON, or the
+    labelled mosaic of the methods and the original (Pillow's copy) and its PNG."""
+    if output == "json":
+        return JSON_COPIES * (methods + 2) * 4 * height * width
+    return math.prod(mosaic_size(height, width, methods + 1)) * (PILLOW_BYTES_PER_PIXEL + 2 * 3)
 
 
 def niqe_bytes(height: int, width: int, crop_border: int) -> int:

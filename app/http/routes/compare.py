@@ -57,7 +57,8 @@ async def compare_methods(
         header = await limits.pool.run(functools.partial(read_header, data, max_pixels=max_pixels),
                                        hold=reservation)
         needs = cost.compare_bytes(header, upload_bytes=len(data), plan_models=len(plan.models),
-                                   scale=plan.scale, tile=settings.tile, pad=service.tile_pad)
+                                   scale=plan.scale, tile=settings.tile, pad=service.tile_pad,
+                                   output=output)
         reservation.resize(needs, what=f"comparing a {header.width}x{header.height} image")
         request_id = request_id_var.get()
         engine.check_admission(max(header.height // plan.scale, 1), max(header.width // plan.scale, 1),
