@@ -62,7 +62,7 @@ def resize_taps(
 
 def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
     """The dense (out_len, in_len) float64 matrix that resizes one axis as MATLAB does."""
-    if 8 * in_len * out_len <= CACHED_MATRIX_BYTES:
+    if not uses_band(in_len, out_len):
         return _cached_resize_matrix(in_len, out_len, scale, antialias)
     return _resize_matrix(in_len, out_len, scale, antialias)
 
