@@ -155,3 +155,22 @@ def _dihedral(
     patches = torch.where(flip_v, patches.flip(1), patches)
     patches = torch.where(flip_h, patches.flip(2), patches)
     return torch.where(transpose, patches.transpose(1, 2), patches)
+
+
+def training_pairs(
+    data: list[str],
+    *,
+    scale: int,
+    patch_size: int,
+    degradation: str = "bicubic",
+    web_share: float = 0.5,
+    device: str | torch.device = "cpu",
+) -> PatchSampler | RealWorldPairs:
+    """The (LR, HR) source of a training run on `degradation` (`model.train.TrainConfig`): clean bicubic
+    pairs, or the real-world pipeline with `web_share` of the batches on its web path."""
+    if degradation not in ("bicubic", "realworld"):
+        raise ValueError(f"degradation must be bicubic or realworld, got {degradation!r}")
+    clean = PatchSampler(data, scale=scale, patch_size=patch_size, device=device)
+    if degradation == "realworld":
+        return RealWorldPairs(clean, DegradationConfig(simple_prob=web_share))
+    return clean

@@ -29,8 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model.data import PatchSampler, RealWorldPairs
-from model.degradations import DegradationConfig
+from model.data import PatchSampler, RealWorldPairs, training_pairs
 from model.discriminator import Discriminator
 from model.evaluate import evaluate_generator
 from model.generator import Generator
@@ -45,6 +44,7 @@ from model.losses import (
     subpixel_grid_loss,
     vgg_content_loss,
 )
+from model.precise_bn import DEFAULT_BATCHES, with_precise_bn
 from model.weights import load_generator, save_generator
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,10 @@ class TrainConfig:
     # An adversarial run's weights swing from step to step (MODEL_CARD.md, `srgan_x4`); the
     # average is what validation scores and what is exported.
     ema_decay: float = 0.0
+    # Validation and the final export recompute the BatchNorm statistics over this many training batches
+    # (model.precise_bn): the running ones follow the last ten or so batches, which made validation swing
+    # at a small batch. 0 keeps the running statistics.
+    precise_bn_batches: int = DEFAULT_BATCHES
 
     def __post_init__(self) -> None:
         if self.stage not in ("srresnet", "srgan"):
@@ -127,6 +131,8 @@ class TrainConfig:
             raise ValueError("init and init_checkpoint are exclusive: give one starting point")
         if not 0.0 <= self.web_share <= 1.0:
             raise ValueError(f"web_share must be in [0, 1], got {self.web_share!r}")
+        if self.precise_bn_batches < 0:
+            raise ValueError(f"precise_bn_batches must be >= 0, got {self.precise_bn_batches!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
@@ -223,6 +229,8 @@ class Trainer:
             self.generator.load_state_dict(init_model.state_dict())
             logger.info("generator initialised from %s", config.init)
         self.ema: Generator | None = None
+        self._pairs: PatchSampler | RealWorldPairs | None = None  # the run's, once loaded
+        self._precise: tuple[int, torch.nn.Module] | None = None  # scored() at that iteration
         if config.ema_decay:
             self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
             averaged = self.state if self.state is not None else forked
@@ -346,7 +354,8 @@ class Trainer:
 
     @property
     def exported(self) -> Generator:
-        """The generator that validation scores and `generator.safetensors` holds."""
+        """The generator trained for export: the moving average when there is one. `scored()` is this with
+        precise BatchNorm statistics: what validation and the final export see."""
         return self.ema if self.ema is not None else self.generator
 
     def run(self) -> None:
@@ -355,7 +364,7 @@ class Trainer:
         if self.iteration >= c.iterations:
             logger.info("already at iteration %d of %d: nothing to do", self.iteration, c.iterations)
             return
-        sampler = self.training_pairs()
+        sampler = self._pairs = self.training_pairs()
         # A different seed per resume, so a resumed run does not replay the batches it already saw.
         patch_rng = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + self.iteration)
         self.generator.train()
@@ -370,10 +379,22 @@ class Trainer:
     def training_pairs(self) -> PatchSampler | RealWorldPairs:
         """The (LR, HR) patch source of this run's `degradation`, loading the training images."""
         c = self.config
-        clean = PatchSampler(c.data, scale=c.scale, patch_size=c.patch_size, device=self.device)
-        if c.degradation == "realworld":
-            return RealWorldPairs(clean, DegradationConfig(simple_prob=c.web_share))
-        return clean
+        return training_pairs(c.data, scale=c.scale, patch_size=c.patch_size, degradation=c.degradation,
+                              web_share=c.web_share, device=self.device)
+
+    def scored(self) -> torch.nn.Module:
+        """What validation scores and the final export holds: `exported`, with its BatchNorm statistics
+        recomputed over `precise_bn_batches` training batches (computed once per iteration)."""
+        c = self.config
+        if not c.precise_bn_batches:
+            return self.exported
+        if self._precise is None or self._precise[0] != self.iteration:
+            if self._pairs is None:
+                self._pairs = self.training_pairs()
+            model = with_precise_bn(self.exported, self._pairs, batches=c.precise_bn_batches,
+                                    batch_size=c.batch_size)
+            self._precise = (self.iteration, model)
+        return self._precise[1]
 
     def _loop(self, sampler: PatchSampler | RealWorldPairs, patch_rng: torch.Generator) -> None:
         c = self.config
@@ -386,7 +407,7 @@ class Trainer:
                 logger.info(
                     "time limit of %.1f min reached at iteration %d", c.time_limit_min, self.iteration
                 )
-                self._checkpoint()
+                self._checkpoint(final=True)
                 return
             lr_patches, hr_patches = sampler.sample(c.batch_size, patch_rng)
             lr_now = self._lr_at(self.iteration, time.perf_counter() - invocation_start)
@@ -418,7 +439,7 @@ class Trainer:
     def _validate(self) -> None:
         assert self.config.val_data is not None
         self.generator.eval()
-        result = evaluate_generator(self.exported, self.config.val_data, self.config.scale)
+        result = evaluate_generator(self.scored(), self.config.val_data, self.config.scale)
         self.generator.train()
         self.best_val_psnr = max(result.psnr, self.best_val_psnr or -math.inf)
         logger.info(
@@ -431,7 +452,7 @@ class Trainer:
             "n/a" if result.niqe is None else f"{result.niqe:.2f}",
         )
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, *, final: bool = False) -> None:
         state: dict[str, Any] = {
             "config": dataclasses.asdict(self.config),
             "generator": self.generator.state_dict(),
@@ -449,7 +470,13 @@ class Trainer:
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_path)
-        save_generator(self.out / "generator.safetensors", self.exported, self.config.arch, self.summary())
+        # The export at the run's end, by its length or its time limit (and only there: recomputing costs
+        # a few hundred forward passes), has the precise BatchNorm statistics; its metadata says so.
+        final = final or self.iteration >= self.config.iterations
+        exported = self.scored() if final else self.exported
+        precise = self.config.precise_bn_batches if final else 0
+        save_generator(self.out / "generator.safetensors", exported, self.config.arch,
+                       {**self.summary(), "precise_bn_batches": precise})
         logger.info("checkpoint at iteration %d -> %s", self.iteration, self.checkpoint_path)
 
     def summary(self) -> dict[str, Any]:

@@ -99,8 +99,10 @@ def test_the_average_follows_the_generator_by_its_decay_and_is_what_is_exported(
         else:  # batch-norm statistics are the live generator's
             assert torch.equal(average, after[key]), key
     exported = load_generator(tmp_path / "generator.safetensors")[0].state_dict()
-    assert_same_state(exported, trainer.ema.state_dict())
-    assert any(not torch.equal(exported[key], after[key]) for key in after), "the raw weights were exported"
+    average = trainer.ema.state_dict()
+    for key in parameters:  # the average's weights (its batch-norm statistics recomputed: test_precise_bn)
+        assert torch.equal(exported[key], average[key]), key
+    assert any(not torch.equal(exported[key], after[key]) for key in parameters), "raw weights exported"
 
 
 def test_resume_restores_the_average_and_an_average_switched_on_later_starts_from_the_weights(

@@ -1,0 +1,130 @@
+"""PreciseBN: BatchNorm statistics recomputed as a plain average over training batches."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from model.data import PatchSampler
+from model.generator import Generator
+from model.precise_bn import main, with_precise_bn
+from model.synthetic import natural_like_image
+from model.train import TrainConfig, Trainer
+from model.weights import load_generator, save_generator
+
+
+class FixedBatches:
+    """A pair source that hands out its batches in turn, whatever the generator."""
+
+    def __init__(self, batches: list[torch.Tensor]) -> None:
+        self.batches, self.drawn = batches, 0
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.batches[self.drawn % len(self.batches)]
+        self.drawn += 1
+        assert batch.shape[0] == batch_size
+        return batch, batch
+
+
+def conv_bn() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("hr")
+    for i in range(2):
+        Image.fromarray(natural_like_image(48, 56, seed=i)).save(folder / f"img{i}.png")
+    return folder
+
+
+def test_the_statistics_are_the_plain_average_of_the_batches_statistics() -> None:
+    model = conv_bn().eval()
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    generator = torch.Generator().manual_seed(3)
+    batches = [torch.randint(0, 256, (2, 5, 6, 3), generator=generator, dtype=torch.uint8) for _ in range(4)]
+    # Batches of very different brightness: an exponential average would favour the last ones.
+    batches = [(b // (4 - i)).to(torch.uint8) for i, b in enumerate(batches)]
+    precise = with_precise_bn(model, FixedBatches(batches), batches=4, batch_size=2)
+    conv = model[0]
+    with torch.no_grad():
+        features = [conv(b.permute(0, 3, 1, 2).float() / 255) for b in batches]
+    expected_mean = torch.stack([f.mean(dim=(0, 2, 3)) for f in features]).mean(0)
+    expected_var = torch.stack([f.var(dim=(0, 2, 3), unbiased=True) for f in features]).mean(0)
+    assert isinstance(precise, nn.Sequential)
+    norm = precise[1]
+    assert isinstance(norm, nn.BatchNorm2d)
+    torch.testing.assert_close(norm.running_mean, expected_mean)
+    torch.testing.assert_close(norm.running_var, expected_var)
+    assert not precise.training and norm.momentum == 0.1  # ready for inference, momentum as it was
+    for key, value in model.state_dict().items():  # the input model is left alone
+        assert torch.equal(value, original[key]), key
+
+
+def test_the_same_seed_draws_the_same_batches(image_folder: Path) -> None:
+    model = Generator(num_feat=8, num_block=1).eval()
+    pairs = PatchSampler([str(image_folder)], scale=4, patch_size=32)
+    first, again, other = (
+        with_precise_bn(model, pairs, batches=3, batch_size=2, seed=seed).state_dict() for seed in (1, 1, 2)
+    )
+    key = "body.0.bn1.running_mean"
+    assert torch.equal(first[key], again[key]) and not torch.equal(first[key], other[key])
+    assert not torch.equal(first[key], model.state_dict()[key])
+
+
+def test_bad_counts_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        with_precise_bn(conv_bn(), FixedBatches([]), batches=0, batch_size=2)
+    with pytest.raises(ValueError, match="precise_bn_batches"):
+        TrainConfig(data=["."], precise_bn_batches=-1)
+
+
+def test_a_run_validates_and_ends_with_precise_statistics_and_says_so(image_folder: Path,
+                                                                     tmp_path: Path) -> None:
+    config = TrainConfig(data=[str(image_folder)], num_feat=8, num_block=1, batch_size=2, patch_size=32,
+                         iterations=2, log_every=1000, checkpoint_every=1, device="cpu",
+                         val_data=str(image_folder), val_every=1, precise_bn_batches=3)
+    trainer = Trainer(config, tmp_path)
+    trainer.run()
+    exported, info = load_generator(tmp_path / "generator.safetensors")
+    assert info.training["precise_bn_batches"] == 3
+    expected = with_precise_bn(trainer.exported, trainer.training_pairs(), batches=3, batch_size=2)
+    key = "body.0.bn1.running_var"
+    assert torch.equal(exported.state_dict()[key], expected.state_dict()[key])
+    assert not torch.equal(exported.state_dict()[key], trainer.exported.state_dict()[key])
+    # The live network keeps its running statistics for training on.
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert torch.equal(state["generator"][key], trainer.generator.state_dict()[key])
+
+
+def test_an_export_before_the_end_keeps_the_running_statistics(image_folder: Path, tmp_path: Path) -> None:
+    config = TrainConfig(data=[str(image_folder)], num_feat=8, num_block=1, batch_size=2, patch_size=32,
+                         iterations=3, log_every=1000, checkpoint_every=1, device="cpu",
+                         precise_bn_batches=3)
+    trainer = Trainer(config, tmp_path)
+    trainer.iteration = 1
+    trainer._checkpoint()
+    exported, info = load_generator(tmp_path / "generator.safetensors")
+    assert info.training["precise_bn_batches"] == 0
+    key = "body.0.bn1.running_mean"
+    assert torch.equal(exported.state_dict()[key], trainer.exported.state_dict()[key])
+
+
+def test_the_command_recomputes_a_weights_file(image_folder: Path, tmp_path: Path) -> None:
+    model = Generator(num_feat=8, num_block=1).eval()
+    source = tmp_path / "in.safetensors"
+    save_generator(source, model, {"num_feat": 8, "num_block": 1, "upscale": 4}, {"stage": "srgan"})
+    out = tmp_path / "out.safetensors"
+    main([str(source), str(out), "--data", str(image_folder), "--batches", "3", "--batch-size", "2",
+          "--patch-size", "32"])
+    result, info = load_generator(out)
+    assert info.training["stage"] == "srgan"
+    assert info.training["precise_bn"] == {"batches": 3, "batch_size": 2, "patch_size": 32, "seed": 1,
+                                           "data": [image_folder.name]}
+    expected = with_precise_bn(model, PatchSampler([str(image_folder)], scale=4, patch_size=32), batches=3,
+                               batch_size=2)
+    for key, value in expected.state_dict().items():
+        assert torch.equal(result.state_dict()[key], value), key
