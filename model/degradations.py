@@ -2,8 +2,9 @@
 
 Every function takes a float batch (N, C, H, W) in [0, 1] on any device and its random draws from an
 explicit `torch.Generator` on the CPU, so a seed fixes the result. Parameters are drawn per image where
-that stays one batched operation (blur kernels, noise, JPEG quality) and per batch where it cannot
-(the resize factor and mode, as Real-ESRGAN does).
+that stays one batched operation (blur kernels, noise, JPEG quality, and the path: the two orders or the
+web path, each a sub-batch) and per batch where it cannot (the resize factor and mode, as Real-ESRGAN
+does).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class DegradationConfig:
     """The two stages; the second's resize is relative to the final LR size, as in Real-ESRGAN.
 
     The second order runs on a `second_prob` share of batches (Real-ESRGAN: all); the final resize to
-    the LR size and JPEG always do. A `simple_prob` share of batches skips both orders instead: one
+    the LR size and JPEG always do. A `simple_prob` share of the images skips both orders instead: one
     resize to the LR size, the second order's noise, and JPEG, which is how most web images are made
     (a photo reduced and compressed), and which the two orders, with their random blur kernels,
     rarely produce.
@@ -226,15 +227,33 @@ def degrade_stage(
 
 def degrade(hr: torch.Tensor, scale: int, rng: torch.Generator, config: DegradationConfig) -> torch.Tensor:
     """LR batch (H/scale, W/scale), 8-bit values, made from HR `hr` by two orders of degradation, or
-    (a `simple_prob` share of batches) by one resize, noise and JPEG.
+    (a `simple_prob` share of the images) by one resize, noise and JPEG: the web path.
 
-    The final resize to the LR size and the last JPEG come in a random order, as in Real-ESRGAN: JPEG
-    applied before a reduction leaves softened blocks, after it sharp ones; both occur in the wild.
+    The path is drawn per image, so every batch mixes both. BatchNorm normalises a training batch by that
+    batch's own statistics; with the path drawn per batch, each path was normalised by its own in
+    training, and at inference, with one set of statistics, the network matched neither (MODEL_CARD.md,
+    `srgan_real_x4`).
     """
     h, w = hr.shape[-2:]
     target = (h // scale, w // scale)
-    if float(torch.rand(1, generator=rng)) < config.simple_prob:
-        return quantize(degrade_stage(hr, dataclasses.replace(config.second, blur_prob=0.0), target, rng))
+    web = torch.rand(hr.shape[0], generator=rng) < config.simple_prob
+    out = torch.empty((hr.shape[0], hr.shape[1], *target), dtype=hr.dtype, device=hr.device)
+    if web.any():
+        stage = dataclasses.replace(config.second, blur_prob=0.0)
+        out[web.to(hr.device)] = quantize(degrade_stage(hr[web.to(hr.device)], stage, target, rng))
+    if not web.all():
+        others = (~web).to(hr.device)
+        out[others] = _two_orders(hr[others], target, rng, config)
+    return out
+
+
+def _two_orders(
+    hr: torch.Tensor, target: tuple[int, int], rng: torch.Generator, config: DegradationConfig
+) -> torch.Tensor:
+    """Real-ESRGAN's two orders. The final resize to the LR size and the last JPEG come in a random order,
+    as in Real-ESRGAN: JPEG applied before a reduction leaves softened blocks, after it sharp ones; both
+    occur in the wild."""
+    h, w = hr.shape[-2:]
     factor = random_resize_factor(rng, config.first.resize_range, config.first.resize_probs)
     out = degrade_stage(hr, config.first, (max(round(h * factor), 1), max(round(w * factor), 1)), rng)
     if float(torch.rand(1, generator=rng)) < config.second_prob:

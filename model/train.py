@@ -81,7 +81,7 @@ class TrainConfig:
     # "bicubic": LR is the clean MATLAB bicubic reduction; "realworld": two-stage blur, resize, noise and
     # JPEG (model.degradations), for inputs that were not made by bicubic.
     degradation: str = "bicubic"
-    # "realworld" only: the share of batches degraded the way most web images are made (one resize, the
+    # "realworld" only: the share of images degraded the way most web images are made (one resize, the
     # second order's noise, JPEG) instead of by the two orders (DegradationConfig.simple_prob).
     web_share: float = 0.5
     # srgan stage loss: pixel_weight x pixel + content_weight x content + adversarial_weight x adversarial.

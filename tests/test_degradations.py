@@ -13,6 +13,13 @@ from PIL import Image
 from model import degradations as D
 from model.data import PatchSampler, RealWorldPairs
 from model.imresize import imresize
+from model.synthetic import natural_like_image
+
+
+def _natural(count: int, side: int = 96) -> torch.Tensor:
+    """`count` natural-like images (detail at every scale, so blur shows after a x4 reduction), NCHW."""
+    images = [natural_like_image(side, side, seed=seed) for seed in range(count)]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
 
 
 def _photo(side: int = 96, seed: int = 0) -> torch.Tensor:
@@ -88,7 +95,7 @@ def test_random_jpeg_quality_stays_in_the_closed_range() -> None:
 
 
 def test_degrade_shape_range_determinism_and_difference_from_bicubic() -> None:
-    hr = torch.cat([_photo(96, seed) for seed in range(4)])
+    hr = _natural(4)
     config = D.DegradationConfig()
     a = D.degrade(hr, 4, torch.Generator().manual_seed(7), config)
     b = D.degrade(hr, 4, torch.Generator().manual_seed(7), config)
@@ -129,7 +136,7 @@ def test_switched_off_steps_leave_only_a_resize_and_a_light_jpeg(simple_prob: fl
 
 
 def test_the_simple_path_compresses_but_does_not_blur() -> None:
-    hr = torch.cat([_photo(96, seed) for seed in range(4)])
+    hr = _natural(4)
     config = D.DegradationConfig(simple_prob=1.0)
     lr = D.degrade(hr, 4, torch.Generator().manual_seed(5), config)
     bicubic = np.stack([imresize(img.permute(1, 2, 0).numpy() * 255, 1 / 4) for img in hr]) / 255
@@ -137,3 +144,25 @@ def test_the_simple_path_compresses_but_does_not_blur() -> None:
     simple_error = np.abs(lr.permute(0, 2, 3, 1).numpy() - bicubic).mean()
     full = D.degrade(hr, 4, torch.Generator().manual_seed(5), D.DegradationConfig(simple_prob=0.0))
     assert simple_error < np.abs(full.permute(0, 2, 3, 1).numpy() - bicubic).mean()
+
+
+def test_the_path_is_drawn_per_image_so_every_batch_mixes_both() -> None:
+    """BatchNorm normalises a training batch by its own statistics: a batch of one path only would train
+    the network on statistics that inference, with one set, never has."""
+    hr = _natural(16)
+    web = D.StageConfig(blur_prob=0.0, noise_prob=0.0, jpeg_range=(95, 95))
+    heavy = D.StageConfig(blur_prob=1.0, blur_sigma=(8.0, 8.0), anisotropic_prob=0.0,
+                          resize_probs=(0.0, 0.0, 1.0), noise_prob=0.0, jpeg_range=(95, 95))
+    config = D.DegradationConfig(first=heavy, second=web, second_prob=0.0, simple_prob=0.5)
+    lr = D.degrade(hr, 4, torch.Generator().manual_seed(0), config).numpy()
+    bicubic = np.stack([imresize(img.permute(1, 2, 0).numpy(), 1 / 4) for img in hr]).transpose(0, 3, 1, 2)
+
+    def detail(images: np.ndarray) -> np.ndarray:
+        return np.abs(np.diff(images, axis=-1)).mean(axis=(1, 2, 3))
+
+    kept = detail(lr) / detail(bicubic)  # the share of the reduction's detail each image kept
+    web_path = kept > (kept.max() + kept.min()) / 2
+    assert web_path.sum() >= 3 and (~web_path).sum() >= 3, kept  # one batch holds both paths
+    gap = kept[web_path].min() - kept[~web_path].max()
+    spread = max(np.ptp(kept[web_path]), np.ptp(kept[~web_path]))
+    assert spread < gap / 4, kept  # two distinct groups: each image took one path whole
