@@ -121,7 +121,7 @@ class RealWorldPairs:
 
     def __init__(self, sampler: PatchSampler, config: DegradationConfig) -> None:
         self.sampler, self.config = sampler, config
-        self.scale, self.patch_size = sampler.scale, sampler.patch_size
+        self.scale, self.patch_size, self.device = sampler.scale, sampler.patch_size, sampler.device
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """`batch_size` pairs as uint8 NHWC tensors on the sampler's device, as PatchSampler.sample."""
@@ -167,7 +167,7 @@ def training_pairs(
     device: str | torch.device = "cpu",
 ) -> PatchSampler | RealWorldPairs:
     """The (LR, HR) source of a training run on `degradation` (`model.train.TrainConfig`): clean bicubic
-    pairs, or the real-world pipeline with `web_share` of the batches on its web path."""
+    pairs, or the real-world pipeline with `web_share` of the images on its web path."""
     if degradation not in ("bicubic", "realworld"):
         raise ValueError(f"degradation must be bicubic or realworld, got {degradation!r}")
     clean = PatchSampler(data, scale=scale, patch_size=patch_size, device=device)

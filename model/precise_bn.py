@@ -30,7 +30,10 @@ DEFAULT_SEED = 1
 
 
 class PairSource(Protocol):
-    """PatchSampler or RealWorldPairs: uint8 NHWC (LR, HR) patch pairs."""
+    """PatchSampler or RealWorldPairs: uint8 NHWC (LR, HR) patch pairs, drawn with a generator on
+    `device`."""
+
+    device: torch.device
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
 
@@ -54,7 +57,7 @@ def with_precise_bn(
         norm.momentum = None  # PyTorch's cumulative average: every batch weighs the same
     out.train()
     device = next(out.parameters()).device
-    rng = torch.Generator(device=getattr(pairs, "device", torch.device("cpu"))).manual_seed(seed)
+    rng = torch.Generator(device=pairs.device).manual_seed(seed)
     for _ in range(batches):
         lr, _ = pairs.sample(batch_size, rng)
         out(lr.to(device).permute(0, 3, 1, 2).float().div_(255))

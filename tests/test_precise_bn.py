@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from model.data import PatchSampler
+from model.data import PatchSampler, RealWorldPairs, training_pairs
 from model.generator import Generator
 from model.precise_bn import main, with_precise_bn
 from model.synthetic import natural_like_image
@@ -19,7 +19,7 @@ class FixedBatches:
     """A pair source that hands out its batches in turn, whatever the generator."""
 
     def __init__(self, batches: list[torch.Tensor]) -> None:
-        self.batches, self.drawn = batches, 0
+        self.batches, self.drawn, self.device = batches, 0, torch.device("cpu")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         batch = self.batches[self.drawn % len(self.batches)]
@@ -73,6 +73,15 @@ def test_the_same_seed_draws_the_same_batches(image_folder: Path) -> None:
     key = "body.0.bn1.running_mean"
     assert torch.equal(first[key], again[key]) and not torch.equal(first[key], other[key])
     assert not torch.equal(first[key], model.state_dict()[key])
+
+
+def test_real_world_pairs_draw_on_their_samplers_device(image_folder: Path) -> None:
+    model = Generator(num_feat=8, num_block=1).eval()
+    pairs = training_pairs([str(image_folder)], scale=4, patch_size=32, degradation="realworld")
+    assert isinstance(pairs, RealWorldPairs) and pairs.device == pairs.sampler.device
+    precise = with_precise_bn(model, pairs, batches=2, batch_size=2)
+    key = "body.0.bn1.running_var"
+    assert not torch.equal(precise.state_dict()[key], model.state_dict()[key])
 
 
 def test_bad_counts_are_refused() -> None:
