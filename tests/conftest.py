@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from model.generator import Generator
 from model.registry import REGISTRY
+from model.synthetic import natural_like_image
 from model.weights import save_generator
 
 TINY_ARCH = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 8, "num_block": 1, "upscale": 4}
@@ -60,4 +62,13 @@ def tiny_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             {**TINY_ARCH, "upscale": spec.scale},
             {"stage": spec.name, "note": "random weights for tests"},
         )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three small natural-like training photos of different sizes, for the training tests."""
+    folder = tmp_path_factory.mktemp("hr")
+    for i in range(3):
+        Image.fromarray(natural_like_image(40 + 4 * i, 48, seed=i)).save(folder / f"img{i}.png")
     return folder

@@ -4,13 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from model.data import PatchSampler, RealWorldPairs, training_pairs
 from model.generator import Generator
 from model.precise_bn import main, with_precise_bn
-from model.synthetic import natural_like_image
 from model.train import TrainConfig, Trainer
 from model.weights import load_generator, save_generator
 
@@ -31,14 +29,6 @@ class FixedBatches:
 def conv_bn() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("hr")
-    for i in range(2):
-        Image.fromarray(natural_like_image(48, 56, seed=i)).save(folder / f"img{i}.png")
-    return folder
 
 
 def test_the_statistics_are_the_plain_average_of_the_batches_statistics() -> None:

@@ -17,14 +17,6 @@ from model.train import TrainConfig, Trainer
 from model.weights import load_generator
 
 
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("hr")
-    for i in range(3):
-        Image.fromarray(natural_like_image(40 + 4 * i, 48, seed=i)).save(folder / f"img{i}.png")
-    return folder
-
-
 def tiny_config(folder: Path, **overrides: object) -> TrainConfig:
     values = {
         "data": [str(folder)],

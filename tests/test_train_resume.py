@@ -8,20 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from PIL import Image
 
 from model import train
-from model.synthetic import natural_like_image
 from model.train import TrainConfig, Trainer
 from model.weights import load_generator
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("hr")
-    for i in range(2):
-        Image.fromarray(natural_like_image(40, 48, seed=i)).save(folder / f"img{i}.png")
-    return folder
 
 
 def tiny(folder: Path, **overrides: object) -> TrainConfig:
