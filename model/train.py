@@ -6,8 +6,9 @@ models) or on the real-world degradation pipeline of `model.degradations` (`"rea
 A checkpoint (`last.pt` in the output folder) carries the config it was trained with, the
 generator and discriminator, their optimisers, the generator's exponential moving average (when
 `ema_decay` is set) and the iteration; `generator.safetensors` beside it is the exported generator (the
-average, when there is one), rewritten at every checkpoint. Checkpoints are loaded with
-`weights_only=True`, so even a tampered checkpoint cannot run code.
+average, when there is one), rewritten at every checkpoint, and at the run's end with its BatchNorm
+statistics recomputed over training batches (`precise_bn_batches`, `model.precise_bn`). Checkpoints are
+loaded with `weights_only=True`, so even a tampered checkpoint cannot run code.
 """
 
 from __future__ import annotations
