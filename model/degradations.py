@@ -236,14 +236,13 @@ def degrade(hr: torch.Tensor, scale: int, rng: torch.Generator, config: Degradat
     """
     h, w = hr.shape[-2:]
     target = (h // scale, w // scale)
-    web = torch.rand(hr.shape[0], generator=rng) < config.simple_prob
+    web = (torch.rand(hr.shape[0], generator=rng) < config.simple_prob).to(hr.device)
     out = torch.empty((hr.shape[0], hr.shape[1], *target), dtype=hr.dtype, device=hr.device)
     if web.any():
         stage = dataclasses.replace(config.second, blur_prob=0.0)
-        out[web.to(hr.device)] = quantize(degrade_stage(hr[web.to(hr.device)], stage, target, rng))
+        out[web] = quantize(degrade_stage(hr[web], stage, target, rng))
     if not web.all():
-        others = (~web).to(hr.device)
-        out[others] = _two_orders(hr[others], target, rng, config)
+        out[~web] = _two_orders(hr[~web], target, rng, config)
     return out
 
 
