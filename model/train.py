@@ -112,6 +112,12 @@ class TrainConfig:
     # (model.precise_bn): the running ones follow the last ten or so batches, which made validation swing
     # at a small batch. 0 keeps the running statistics.
     precise_bn_batches: int = DEFAULT_BATCHES
+    # Fine-tuning: the generator's BatchNorm layers normalise by fixed statistics, in training as at
+    # inference, instead of by each batch's own. They are recomputed once, at the start of a new run, over
+    # `precise_bn_batches` batches of this run's data (model.precise_bn), and then held: the network learns
+    # with the statistics it is exported with, so neither a batch's make-up (the real-world pipeline's
+    # paths) nor which batches came last moves its output. Its affine weights still train.
+    freeze_bn: bool = False
 
     def __post_init__(self) -> None:
         if self.stage not in ("srresnet", "srgan"):
@@ -134,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"web_share must be in [0, 1], got {self.web_share!r}")
         if self.precise_bn_batches < 0:
             raise ValueError(f"precise_bn_batches must be >= 0, got {self.precise_bn_batches!r}")
+        if self.freeze_bn and not self.precise_bn_batches:
+            raise ValueError("freeze_bn recomputes the statistics it freezes: precise_bn_batches must be > 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
 
@@ -237,6 +245,30 @@ class Trainer:
             averaged = self.state if self.state is not None else forked
             if averaged is not None and "generator_ema" in averaged:
                 self.ema.load_state_dict(averaged["generator_ema"])
+        if config.freeze_bn and self.state is None:
+            self._freeze_statistics()
+
+    def _freeze_statistics(self) -> None:
+        """A new `freeze_bn` run's statistics: recomputed over this run's training batches, for the
+        generator and its average (which keeps its own weights), then held for the whole run."""
+        c = self.config
+        self._pairs = self.training_pairs()
+        precise = with_precise_bn(self.generator, self._pairs, batches=c.precise_bn_batches,
+                                  batch_size=c.batch_size)
+        statistics = dict(precise.named_buffers())
+        for model in (self.generator, self.ema):
+            if model is not None:
+                for name, buffer in model.named_buffers():
+                    buffer.copy_(statistics[name])
+        logger.info("BatchNorm statistics recomputed over %d batches and frozen", c.precise_bn_batches)
+
+    def _train_mode(self) -> None:
+        """The generator in training mode, except its BatchNorm layers under `freeze_bn`."""
+        self.generator.train()
+        if self.config.freeze_bn:
+            for module in self.generator.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -368,7 +400,7 @@ class Trainer:
         sampler = self._pairs = self.training_pairs()
         # A different seed per resume, so a resumed run does not replay the batches it already saw.
         patch_rng = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + self.iteration)
-        self.generator.train()
+        self._train_mode()
         try:
             with _sigterm_checkpoints():
                 self._loop(sampler, patch_rng)
@@ -385,9 +417,10 @@ class Trainer:
 
     def scored(self) -> torch.nn.Module:
         """What validation scores and the final export holds: `exported`, with its BatchNorm statistics
-        recomputed over `precise_bn_batches` training batches (computed once per iteration)."""
+        recomputed over `precise_bn_batches` training batches (computed once per iteration). Under
+        `freeze_bn` it is `exported` as it is: its statistics are the ones it trained with."""
         c = self.config
-        if not c.precise_bn_batches:
+        if not c.precise_bn_batches or c.freeze_bn:
             return self.exported
         if self._precise is None or self._precise[0] != self.iteration:
             if self._pairs is None:
@@ -441,7 +474,7 @@ class Trainer:
         assert self.config.val_data is not None
         self.generator.eval()
         result = evaluate_generator(self.scored(), self.config.val_data, self.config.scale)
-        self.generator.train()
+        self._train_mode()
         self.best_val_psnr = max(result.psnr, self.best_val_psnr or -math.inf)
         logger.info(
             "validation %s it %d: PSNR %.3f dB SSIM %.4f grad %.3f NIQE %s",
@@ -475,7 +508,7 @@ class Trainer:
         # a few hundred forward passes), has the precise BatchNorm statistics; its metadata says so.
         final = final or self.iteration >= self.config.iterations
         exported = self.scored() if final else self.exported
-        precise = self.config.precise_bn_batches if final else 0
+        precise = self.config.precise_bn_batches if final and not self.config.freeze_bn else 0
         save_generator(self.out / "generator.safetensors", exported, self.config.arch,
                        {**self.summary(), "precise_bn_batches": precise})
         logger.info("checkpoint at iteration %d -> %s", self.iteration, self.checkpoint_path)
@@ -509,6 +542,7 @@ class Trainer:
             "degradation": c.degradation,
             "web_share": c.web_share if c.degradation == "realworld" else None,
             "ema_decay": c.ema_decay or None,
+            "freeze_bn": c.freeze_bn,
             "wall_time_h": round(self.elapsed_s / 3600, 3),
             "hardware": hardware,
             "best_val_psnr": self.best_val_psnr,

@@ -127,3 +127,51 @@ def test_the_command_recomputes_a_weights_file(image_folder: Path, tmp_path: Pat
                                batch_size=2)
     for key, value in expected.state_dict().items():
         assert torch.equal(result.state_dict()[key], value), key
+
+
+def frozen_config(folder: Path, **overrides: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "data": [str(folder)], "num_feat": 8, "num_block": 1, "batch_size": 2, "patch_size": 32,
+        "iterations": 3, "log_every": 1000, "checkpoint_every": 1, "device": "cpu", "val_data": str(folder),
+        "val_every": 3, "precise_bn_batches": 3, "freeze_bn": True, "lr": 1e-2,
+    }
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stage", ["srresnet", "srgan"])
+def test_frozen_statistics_are_recomputed_once_and_held_while_the_weights_train(
+    image_folder: Path, tmp_path: Path, stage: str
+) -> None:
+    start = Generator(num_feat=8, num_block=1).eval()
+    init = tmp_path / "init.safetensors"
+    save_generator(init, start, {"num_feat": 8, "num_block": 1, "upscale": 4}, {"stage": "srresnet"})
+    config = frozen_config(image_folder, init=str(init), stage=stage, ema_decay=0.9)
+    trainer = Trainer(config, tmp_path / "run")
+    expected = with_precise_bn(start, trainer.training_pairs(), batches=3, batch_size=2).state_dict()
+    trainer.run()
+    exported, info = load_generator(tmp_path / "run" / "generator.safetensors")
+    assert info.training["freeze_bn"] is True and info.training["precise_bn_batches"] == 0
+    for model in (trainer.generator.state_dict(), trainer.exported.state_dict(), exported.state_dict()):
+        for key in ("body.0.bn1.running_mean", "body.0.bn2.running_var"):
+            torch.testing.assert_close(model[key], expected[key])
+            assert not torch.equal(model[key], start.state_dict()[key])
+    # BatchNorm's own weights and the convolutions trained.
+    for key in ("body.0.bn1.weight", "body.0.conv1.weight"):
+        assert not torch.equal(trainer.generator.state_dict()[key], start.state_dict()[key])
+    norms = [m for m in trainer.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert trainer.generator.training and norms and not any(norm.training for norm in norms)
+
+
+def test_a_resumed_frozen_run_keeps_its_statistics(image_folder: Path, tmp_path: Path) -> None:
+    Trainer(frozen_config(image_folder, iterations=1, val_data=None), tmp_path).run()
+    frozen = torch.load(tmp_path / "last.pt", weights_only=True)["generator"]["body.0.bn1.running_mean"]
+    resumed = Trainer(frozen_config(image_folder, iterations=2, val_data=None), tmp_path)
+    torch.testing.assert_close(resumed.generator.state_dict()["body.0.bn1.running_mean"], frozen)
+    resumed.run()
+    torch.testing.assert_close(resumed.generator.state_dict()["body.0.bn1.running_mean"], frozen)
+
+
+def test_freezing_needs_batches_to_recompute_over() -> None:
+    with pytest.raises(ValueError, match="freeze_bn"):
+        TrainConfig(data=["."], freeze_bn=True, precise_bn_batches=0)
