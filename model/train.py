@@ -397,7 +397,9 @@ class Trainer:
         if self.iteration >= c.iterations:
             logger.info("already at iteration %d of %d: nothing to do", self.iteration, c.iterations)
             return
-        sampler = self._pairs = self.training_pairs()
+        if self._pairs is None:  # a freeze_bn run loaded them already
+            self._pairs = self.training_pairs()
+        sampler = self._pairs
         # A different seed per resume, so a resumed run does not replay the batches it already saw.
         patch_rng = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + self.iteration)
         self._train_mode()
