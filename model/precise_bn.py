@@ -38,6 +38,11 @@ class PairSource(Protocol):
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers of `model`, in module order."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 @torch.no_grad()
 def with_precise_bn(
     model: nn.Module, pairs: PairSource, *, batches: int, batch_size: int, seed: int = DEFAULT_SEED
@@ -48,7 +53,7 @@ def with_precise_bn(
     if batches < 1 or batch_size < 1:
         raise ValueError(f"batches and batch_size must be positive, got {batches}, {batch_size}")
     out = copy.deepcopy(model)
-    norms = [m for m in out.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = batch_norms(out)
     if not norms:
         return out.eval()
     momenta = [m.momentum for m in norms]

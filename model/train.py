@@ -45,7 +45,7 @@ from model.losses import (
     subpixel_grid_loss,
     vgg_content_loss,
 )
-from model.precise_bn import DEFAULT_BATCHES, with_precise_bn
+from model.precise_bn import DEFAULT_BATCHES, batch_norms, with_precise_bn
 from model.weights import load_generator, save_generator
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,12 @@ class TrainConfig:
             raise ValueError("freeze_bn recomputes the statistics it freezes: precise_bn_batches must be > 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+
+    @property
+    def recomputed_bn_batches(self) -> int:
+        """Batches that validation and the final export recompute the BatchNorm statistics over: none under
+        `freeze_bn`, whose statistics are the ones the network trained with."""
+        return 0 if self.freeze_bn else self.precise_bn_batches
 
     @property
     def arch(self) -> dict[str, int]:
@@ -252,8 +258,7 @@ class Trainer:
         """A new `freeze_bn` run's statistics: recomputed over this run's training batches, for the
         generator and its average (which keeps its own weights), then held for the whole run."""
         c = self.config
-        self._pairs = self.training_pairs()
-        precise = with_precise_bn(self.generator, self._pairs, batches=c.precise_bn_batches,
+        precise = with_precise_bn(self.generator, self._loaded_pairs(), batches=c.precise_bn_batches,
                                   batch_size=c.batch_size)
         statistics = dict(precise.named_buffers())
         for model in (self.generator, self.ema):
@@ -266,9 +271,8 @@ class Trainer:
         """The generator in training mode, except its BatchNorm layers under `freeze_bn`."""
         self.generator.train()
         if self.config.freeze_bn:
-            for module in self.generator.modules():
-                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            for norm in batch_norms(self.generator):
+                norm.eval()
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -397,9 +401,7 @@ class Trainer:
         if self.iteration >= c.iterations:
             logger.info("already at iteration %d of %d: nothing to do", self.iteration, c.iterations)
             return
-        if self._pairs is None:  # a freeze_bn run loaded them already
-            self._pairs = self.training_pairs()
-        sampler = self._pairs
+        sampler = self._loaded_pairs()
         # A different seed per resume, so a resumed run does not replay the batches it already saw.
         patch_rng = torch.Generator(device=self.device).manual_seed(c.seed * 1_000_003 + self.iteration)
         self._train_mode()
@@ -417,17 +419,21 @@ class Trainer:
         return training_pairs(c.data, scale=c.scale, patch_size=c.patch_size, degradation=c.degradation,
                               web_share=c.web_share, device=self.device)
 
+    def _loaded_pairs(self) -> PatchSampler | RealWorldPairs:
+        """This run's pair source, shared by training and the BatchNorm recomputes; loaded on first use."""
+        if self._pairs is None:
+            self._pairs = self.training_pairs()
+        return self._pairs
+
     def scored(self) -> torch.nn.Module:
         """What validation scores and the final export holds: `exported`, with its BatchNorm statistics
         recomputed over `precise_bn_batches` training batches (computed once per iteration). Under
         `freeze_bn` it is `exported` as it is: its statistics are the ones it trained with."""
         c = self.config
-        if not c.precise_bn_batches or c.freeze_bn:
+        if not c.recomputed_bn_batches:
             return self.exported
         if self._precise is None or self._precise[0] != self.iteration:
-            if self._pairs is None:
-                self._pairs = self.training_pairs()
-            model = with_precise_bn(self.exported, self._pairs, batches=c.precise_bn_batches,
+            model = with_precise_bn(self.exported, self._loaded_pairs(), batches=c.recomputed_bn_batches,
                                     batch_size=c.batch_size)
             self._precise = (self.iteration, model)
         return self._precise[1]
@@ -510,7 +516,7 @@ class Trainer:
         # a few hundred forward passes), has the precise BatchNorm statistics; its metadata says so.
         final = final or self.iteration >= self.config.iterations
         exported = self.scored() if final else self.exported
-        precise = self.config.precise_bn_batches if final and not self.config.freeze_bn else 0
+        precise = self.config.recomputed_bn_batches if final else 0
         save_generator(self.out / "generator.safetensors", exported, self.config.arch,
                        {**self.summary(), "precise_bn_batches": precise})
         logger.info("checkpoint at iteration %d -> %s", self.iteration, self.checkpoint_path)

@@ -11,6 +11,7 @@ from model.generator import Generator
 from model.precise_bn import main, with_precise_bn
 from model.train import TrainConfig, Trainer
 from model.weights import load_generator, save_generator
+from tests.test_train import tiny_config
 
 
 class FixedBatches:
@@ -130,13 +131,9 @@ def test_the_command_recomputes_a_weights_file(image_folder: Path, tmp_path: Pat
 
 
 def frozen_config(folder: Path, **overrides: object) -> TrainConfig:
-    values: dict[str, object] = {
-        "data": [str(folder)], "num_feat": 8, "num_block": 1, "batch_size": 2, "patch_size": 32,
-        "iterations": 3, "log_every": 1000, "checkpoint_every": 1, "device": "cpu", "val_data": str(folder),
-        "val_every": 3, "precise_bn_batches": 3, "freeze_bn": True, "lr": 1e-2,
-    }
-    values.update(overrides)
-    return TrainConfig(**values)  # type: ignore[arg-type]
+    values: dict[str, object] = {"iterations": 3, "val_every": 3, "precise_bn_batches": 3, "freeze_bn": True,
+                                 "lr": 1e-2}
+    return tiny_config(folder, **values | overrides)
 
 
 @pytest.mark.parametrize("stage", ["srresnet", "srgan"])
