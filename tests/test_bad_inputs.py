@@ -255,6 +255,14 @@ def _parts(count: int, disposition: str) -> bytes:
     return "".join(part.replace("{i}", str(i)) for i in range(count)).encode() + b"--abc--\r\n"
 
 
+def _image_part() -> bytes:
+    """The valid PNG as the `image` part, with the delimiter's CRLF but without a closing delimiter."""
+    return (
+        b'--abc\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + VALID_PNG + b"\r\n"
+    )
+
+
 MALFORMED_MULTIPART = {
     "boundary_not_in_body": (
         "multipart/form-data; boundary=xyz",
@@ -275,6 +283,20 @@ MALFORMED_MULTIPART = {
         _parts(1, 'name="image"; filename="a"'),
         415,
         "unsupported_format",
+    ),
+    # Cut short: a whole valid image whose part never ends, so that only the multipart check can refuse it.
+    "no_closing_boundary": ("multipart/form-data; boundary=abc", _image_part(), 400, "bad_request"),
+    "ends_at_a_delimiter_without_its_closing_hyphens": (
+        "multipart/form-data; boundary=abc",
+        _image_part() + b"--abc",
+        400,
+        "bad_request",
+    ),
+    "ends_inside_the_part_headers": (
+        "multipart/form-data; boundary=abc",
+        b'--abc\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Ty',
+        400,
+        "bad_request",
     ),
 }
 

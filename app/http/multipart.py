@@ -22,6 +22,9 @@ class _Collector:
         self.name, self.max_files, self.max_fields = name, max_files, max_fields
         self.files = self.fields = 0
         self.data: bytearray | None = None
+        # Set by the closing delimiter: python-multipart's finalize() does not check that the body got there,
+        # so a body cut short (its last part's data taken as whole) would otherwise pass.
+        self.ended = False
         self._collecting = False
         self._header_name = bytearray()
         self._header_value = bytearray()
@@ -68,12 +71,16 @@ class _Collector:
     def on_part_end(self) -> None:
         self._collecting = False
 
+    def on_end(self) -> None:
+        self.ended = True
+
 
 async def read_file_part(request: Request, name: str, *, max_files: int, max_fields: int) -> bytes | None:
     """The bytes of the file part `name` of the request's multipart/form-data body, or None without one.
 
-    Raises MalformedRequest (400) for a body that is not valid multipart, has no boundary, or has more
-    files or fields than allowed; ClientDisconnected when the client leaves during the upload.
+    Raises MalformedRequest (400) for a body that is not valid multipart, has no boundary, ends before its
+    closing boundary, or has more files or fields than allowed; ClientDisconnected when the client leaves
+    during the upload.
     """
     _, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
@@ -82,7 +89,7 @@ async def read_file_part(request: Request, name: str, *, max_files: int, max_fie
     collector = _Collector(name, max_files, max_fields)
     callbacks = {event: getattr(collector, event) for event in (
         "on_part_begin", "on_header_field", "on_header_value", "on_header_end", "on_headers_finished",
-        "on_part_data", "on_part_end")}
+        "on_part_data", "on_part_end", "on_end")}
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():
@@ -92,4 +99,6 @@ async def read_file_part(request: Request, name: str, *, max_files: int, max_fie
         raise MalformedRequest(f"malformed multipart body: {exc}") from exc
     except ClientDisconnect:
         raise ClientDisconnected() from None
+    if not collector.ended:
+        raise MalformedRequest("malformed multipart body: it ends before its closing boundary")
     return None if collector.data is None else bytes(collector.data)
