@@ -81,6 +81,18 @@ def test_image_data_that_ends_early_is_refused() -> None:
         decode_image(png_from_rows(4, 4, 8, 2, short), max_pixels=MAX_PIXELS)
 
 
+@pytest.mark.parametrize("second", [(4, 4, 8, 2), (8192, 8192, 16, 6)])
+def test_a_second_ihdr_is_refused(second: tuple[int, int, int, int]) -> None:
+    """The limits are checked against the first IHDR and Pillow decodes by the last: a second one, the same or
+    one claiming 64 Mpx of 16-bit RGBA over a 4x4 image's data, must not reach it."""
+    data = png_from_rows(4, 4, 8, 2, zlib.compress(rows_of(natural_like_image(4, 4))))
+    width, height, depth, colour = second
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+    first_idat = data.index(b"IDAT") - 4
+    with pytest.raises(BadImage, match="more than one IHDR"):
+        decode_image(data[:first_idat] + ihdr + data[first_idat:], max_pixels=MAX_PIXELS)
+
+
 @pytest.mark.parametrize("depth", [1, 2, 4, 8, 16])
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (9, 2), (17, 13)])
 def test_interlaced_images_of_every_grey_depth_decode(depth: int, size: tuple[int, int]) -> None:

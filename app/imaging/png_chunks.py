@@ -13,6 +13,8 @@ decoding, and returns a PNG that holds only what decoding needs:
   is inflated only up to that limit to find out.
 - Only IHDR, PLTE, tRNS, IDAT, iCCP, eXIf (orientation) and the APNG control chunks (so that an
   animation is still recognised and refused) are kept. Text and unknown chunks never reach a decoder.
+- The IHDR that the limits were checked against, the first chunk, is the only one: Pillow takes the last
+  IHDR it meets, so a second one would let it decode a size and depth that nothing here had checked.
 - At most `MAX_CHUNKS` chunks are walked (the walk is Python, one step per chunk).
 
 Decoders still check the CRCs of what is kept.
@@ -91,8 +93,8 @@ def read_header(data: bytes) -> PngHeader:
 def checked(data: bytes, header: PngHeader) -> bytes:
     """`data` reduced to the chunks decoding needs, once its image data is known to match `header`.
 
-    Raises BadImage for a truncated file, too many chunks, or image data that inflates to more or less
-    than the header's size. Call it after the pixel count of `header` has been checked.
+    Raises BadImage for a truncated file, too many chunks, a second IHDR, or image data that inflates to
+    more or less than the header's size. Call it after the pixel count of `header` has been checked.
     """
     view = memoryview(data)
     kept: list[memoryview | bytes] = [view[:8]]
@@ -105,6 +107,8 @@ def checked(data: bytes, header: PngHeader) -> bytes:
         end = position + 12 + length
         if end > len(data):
             raise BadImage(f"the PNG is truncated (its {kind!r} chunk runs past the end of the file)")
+        if kind == b"IHDR" and position != len(SIGNATURE):
+            raise BadImage("the PNG has more than one IHDR chunk")
         if kind == b"IEND":
             image_data.finish()
             kept.append(_IEND)
