@@ -146,6 +146,9 @@ REFUSED: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "png_junk_after_zlib_stream": (png_with_junk_after_its_zlib_stream, 400, "bad_image"),
     "png_a_million_chunks": (png_with_a_million_chunks, 400, "bad_image"),
     "jpeg_101_scans": (lambda: jpeg_with_scan_markers(101), 413, "too_large"),
+    "jpeg_header_of_a_million_fill_bytes": (
+        lambda: VALID_JPEG[:2] + b"\xff" * 1_000_000 + VALID_JPEG[2:], 400, "bad_image"
+    ),
     "animated_gif": (animated_gif, 415, "unsupported_format"),
     "apng": (apng, 415, "unsupported_format"),
     "bmp": (lambda: _save(_rgb(), "BMP"), 415, "unsupported_format"),

@@ -2,8 +2,9 @@
 
 `read_header` touches no pixel data, so a request's cost can be estimated (`app.limits.cost`) and
 refused before anything is decoded. It raises what `decode_image` would for the same reasons:
-UnsupportedFormat for file types we do not accept, BadImage for bytes that are not an image, TooLarge for
-a pixel count over the limit or a JPEG with more scans than `MAX_JPEG_SCANS`.
+UnsupportedFormat for file types we do not accept, BadImage for bytes that are not an image (or a JPEG
+header too long to read, `jpeg_segments`), TooLarge for a pixel count over the limit or a JPEG with more
+scans than `MAX_JPEG_SCANS`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from app.errors import BadImage, TooLarge, UnsupportedFormat
-from app.imaging import png_chunks
+from app.imaging import jpeg_segments, png_chunks
 from app.imaging.image import PILLOW_NAMES
 
 ACCEPTED = "PNG, JPEG or WebP"
@@ -71,9 +72,11 @@ def read_header(data: bytes, *, max_pixels: int) -> ImageHeader:
         has_key = data.find(b"tRNS", 33, max(data.find(b"IDAT"), 33)) >= 0
         return ImageHeader("png", png.width, png.height, png.colour_type in (4, 6) or has_key,
                            2 if png.bit_depth == 16 else 1, png)
-    if fmt == "jpeg" and (scans := data.count(_START_OF_SCAN)) > MAX_JPEG_SCANS:
-        raise TooLarge(f"the JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded "
-                       "(a progressive JPEG usually has about ten)")
+    if fmt == "jpeg":
+        jpeg_segments.check_header(data)
+        if (scans := data.count(_START_OF_SCAN)) > MAX_JPEG_SCANS:
+            raise TooLarge(f"the JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded "
+                           "(a progressive JPEG usually has about ten)")
     try:
         with Image.open(io.BytesIO(data), formats=[PILLOW_NAMES[fmt]]) as image:
             check_pixel_count(image.size, max_pixels)
