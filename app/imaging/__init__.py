@@ -17,7 +17,8 @@ observe:
   not thread-safe. A PNG's image data may inflate to exactly what its header says and no more, its ICC
   profile to at most `image.MAX_ICC_PROFILE_BYTES` (larger ones are dropped), and its text chunks are never
   inflated (`png_chunks`); a JPEG may have at most `header.MAX_JPEG_SCANS` scans, and a header that
-  Pillow reads in at most `jpeg_segments.MAX_HEADER_STEPS` steps (segments and padding bytes).
+  Pillow reads in at most `jpeg_segments.MAX_HEADER_STEPS` steps (segments and padding bytes), with at
+  most `jpeg_segments.MAX_PARSED_BYTES` of what it takes apart in Python (tables, EXIF, Photoshop).
 - EXIF orientation is applied; EXIF itself is not copied to the output (it may hold a location). An ICC
   profile is carried to the output when it describes the output's colour space (RGB or grey).
 - Modes: grey (1-bit, L, 16-bit) stays grey and grey + alpha stays LA, except in WebP, which has no grey
