@@ -34,8 +34,8 @@ _ESCAPED_FF = 0x00
 # Pillow knows the markers 0xC0 to 0xFE; of those, RST0-7, SOI and EOI have no length field.
 _FIRST_KNOWN_MARKER = 0xC0
 _STANDALONE = frozenset(range(0xD0, 0xDA))
-# SOF0-15 but DHT (C4), JPG (C8) and DAC (CC), which Pillow skips; and DQT.
-_PARSED_TABLES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xDB}
+# SOF0-15 but DHT (C4), JPG (C8) and DAC (CC), which Pillow skips; DHP, which it reads as a SOF; and DQT.
+_PARSED_TABLES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xDE, 0xDB}
 _PARSED_APP_PREFIXES = {0xE1: b"Exif\x00\x00", 0xED: b"Photoshop 3.0\x00"}
 
 
@@ -50,7 +50,7 @@ def check_header(data: bytes) -> None:
         if marker < 0:  # stray bytes to the end, each a step, then Pillow finds no image
             _count_steps(steps + len(data) - position)
             return
-        run = _FILL.match(data, marker)
+        run = _FILL.match(data, marker)  # matches: data[marker] is 0xFF
         fill_end = run.end() if run else marker + 1
         steps = _count_steps(steps + (marker - position) + (fill_end - marker))
         if fill_end >= len(data):
